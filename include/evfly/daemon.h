@@ -1,0 +1,34 @@
+// The supervisor: runs an Engine under signal control and reports to systemd.
+//
+// run_daemon() runs on the main thread, after block_all_signals(). It waits in its own small
+// epoll on a signalfd (SIGTERM/SIGINT stop, SIGHUP is acknowledged) and on timerfds for the stats
+// line, --run-for and the systemd watchdog; with none of those due it does not wake at all.
+#pragma once
+
+#include <optional>
+
+#include "evfly/config.h"
+#include "evfly/duration.h"
+#include "evfly/report.h"
+
+namespace evfly {
+
+struct RunOptions {
+    std::optional<Nanos> run_for;  // stop as on SIGTERM after this long
+};
+
+struct RunResult {
+    Report report;
+    double elapsed_s = 0;
+    bool drained = false;  // every value written was read before shutdown_timeout
+};
+
+// Throws std::system_error when a resource it needs at start-up cannot be had.
+RunResult run_daemon(const Config& config, const RunOptions& options);
+
+// Blocks every signal in the calling thread; threads started later inherit the mask.
+void block_all_signals();
+// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the limit now in force.
+std::uint64_t raise_fd_limit();
+
+}  // namespace evfly

@@ -1,0 +1,85 @@
+// Histogram: a log-linear latency histogram with a bounded relative error.
+//
+// Values are nanoseconds. Below 128 ns every value has its own bucket; above, each power of two
+// is split into 128 equal buckets, so a bucket is at most 1/128 of its lower bound wide and the
+// midpoint reported for it is within 0.4 % of any value in it. Values above 2^37 ns (about
+// 137 s) land in the last bucket; the exact maximum is kept separately.
+//
+// Threading: one writer. record() is called by a single thread (a consumer); any thread may read
+// at the same time (snapshot/merge), seeing each counter at some recent value. No locks, no
+// read-modify-write instructions on the hot path.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace evfly {
+
+struct Percentiles {
+    std::uint64_t count = 0;
+    std::uint64_t p50 = 0;
+    std::uint64_t p90 = 0;
+    std::uint64_t p99 = 0;
+    std::uint64_t p999 = 0;
+    std::uint64_t max = 0;
+};
+
+// A plain (single-threaded) copy of a Histogram's counts, for merging and percentiles.
+class HistogramSnapshot {
+public:
+    static constexpr int kSubBits = 7;
+    static constexpr std::size_t kSubBuckets = std::size_t{1} << kSubBits;  // 128
+    static constexpr int kMaxExponent = 37;                                  // 2^37 ns
+    static constexpr std::size_t kBuckets = kSubBuckets * (kMaxExponent - kSubBits + 2);
+
+    static std::size_t bucket_of(std::uint64_t value) noexcept;
+    // The value reported for a bucket: the midpoint of the values that map to it.
+    static std::uint64_t bucket_value(std::size_t bucket) noexcept;
+
+    void add(std::uint64_t value) noexcept;
+    void merge(const HistogramSnapshot& other) noexcept;
+    // Counts recorded since `earlier` (a snapshot of the same histogram taken before). The max is
+    // the representative value of the highest non-empty bucket of the difference.
+    [[nodiscard]] HistogramSnapshot since(const HistogramSnapshot& earlier) const noexcept;
+
+    // The smallest bucket value v such that at least q of all values are <= v (nearest rank).
+    [[nodiscard]] std::uint64_t quantile(double q) const noexcept;
+    [[nodiscard]] Percentiles percentiles() const noexcept;
+    [[nodiscard]] std::uint64_t count() const noexcept { return count_; }
+    [[nodiscard]] std::uint64_t max() const noexcept { return max_; }
+
+private:
+    friend class Histogram;
+    std::array<std::uint64_t, kBuckets> counts_{};
+    std::uint64_t count_ = 0;
+    std::uint64_t max_ = 0;
+};
+
+class Histogram {
+public:
+    // Single writer only.
+    void record(std::uint64_t value) noexcept {
+        bump(counts_[HistogramSnapshot::bucket_of(value)]);
+        bump(count_);
+        if (value > max_.load(std::memory_order_relaxed)) {
+            max_.store(value, std::memory_order_relaxed);
+        }
+    }
+    // Safe from any thread.
+    void snapshot_into(HistogramSnapshot& out) const noexcept;
+    [[nodiscard]] std::uint64_t count() const noexcept {
+        return count_.load(std::memory_order_relaxed);
+    }
+
+private:
+    static void bump(std::atomic<std::uint64_t>& c) noexcept {
+        c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    std::array<std::atomic<std::uint64_t>, HistogramSnapshot::kBuckets> counts_{};
+    std::atomic<std::uint64_t> count_{0};
+    std::atomic<std::uint64_t> max_{0};
+};
+
+}  // namespace evfly

@@ -1,0 +1,476 @@
+// The only translation unit that includes toml11.
+#include "evfly/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+#include <toml.hpp>
+
+#include "evfly/fd.h"
+
+namespace evfly {
+namespace {
+
+using Value = toml::value;
+using OrderedValue = toml::basic_value<toml::discard_comments, std::map, std::vector>;
+
+const std::set<std::string> kTopKeys{"daemon", "log", "producer"};
+const std::set<std::string> kDaemonKeys{"consumers", "max_events", "stats_interval",
+                                        "shutdown_timeout"};
+const std::set<std::string> kLogKeys{"level", "format", "sink", "file"};
+const std::set<std::string> kCommonProducerKeys{"name", "kind", "threads", "work"};
+const std::set<std::string> kEventfdKeys{"rate", "fd_mode", "max_in_flight"};
+const std::set<std::string> kTimerfdKeys{"timers", "initial", "interval", "clock"};
+const std::vector<std::string> kLevels{"trace", "debug", "info",    "warn",
+                                       "error", "critical", "off"};
+
+const char* type_name(toml::value_t t) {
+    switch (t) {
+        case toml::value_t::boolean: return "a boolean";
+        case toml::value_t::integer: return "an integer";
+        case toml::value_t::floating: return "a float";
+        case toml::value_t::string: return "a string";
+        case toml::value_t::offset_datetime:
+        case toml::value_t::local_datetime:
+        case toml::value_t::local_date:
+        case toml::value_t::local_time: return "a date/time";
+        case toml::value_t::array: return "an array";
+        case toml::value_t::table: return "a table";
+        default: return "nothing";
+    }
+}
+
+std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : "|") + item;
+    return out;
+}
+
+// Collects every problem; never throws until finish().
+class Validator {
+public:
+    explicit Validator(std::string file) : file_(std::move(file)) {}
+
+    void error(std::uint32_t line, std::string key, std::string message) {
+        issues_.push_back({file_, line, std::move(key), std::move(message)});
+    }
+    void error(const Value& v, std::string key, std::string message) {
+        error(line_of(v), std::move(key), std::move(message));
+    }
+    static std::uint32_t line_of(const Value& v) {
+        return static_cast<std::uint32_t>(v.location().line());
+    }
+
+    void check_keys(const Value& table, const std::string& prefix,
+                    const std::set<std::string>& allowed) {
+        for (const auto& [key, value] : table.as_table()) {
+            if (!allowed.contains(key)) {
+                std::vector<std::string> known(allowed.begin(), allowed.end());
+                error(value, prefix + key, "unknown key (known: " + join(known) + ")");
+            }
+        }
+    }
+
+    const Value* find(const Value& table, const std::string& key) {
+        const auto& t = table.as_table();
+        const auto it = t.find(key);
+        return it == t.end() ? nullptr : &it->second;
+    }
+
+    template <typename T>
+    void integer(const Value& table, const std::string& prefix, const std::string& key, T& out,
+                 std::int64_t min, std::int64_t max) {
+        const Value* v = find(table, key);
+        if (v == nullptr) return;
+        if (!v->is_integer()) {
+            error(*v, prefix + key, std::string("expected an integer, got ") + type_name(v->type()));
+            return;
+        }
+        // toml11 stores integers as int64; range-check before narrowing so nothing wraps.
+        const std::int64_t n = v->as_integer();
+        if (n < min || n > max) {
+            error(*v, prefix + key,
+                  "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                      " (got " + std::to_string(n) + ")");
+            return;
+        }
+        out = static_cast<T>(n);
+    }
+
+    const std::string* string(const Value& table, const std::string& prefix,
+                              const std::string& key) {
+        const Value* v = find(table, key);
+        if (v == nullptr) return nullptr;
+        if (!v->is_string()) {
+            error(*v, prefix + key, std::string("expected a string, got ") + type_name(v->type()));
+            return nullptr;
+        }
+        return &v->as_string().str;
+    }
+
+    // Returns true when the key was present and valid.
+    template <typename E>
+    bool choice(const Value& table, const std::string& prefix, const std::string& key, E& out,
+                const std::vector<std::pair<std::string, E>>& options) {
+        const std::string* s = string(table, prefix, key);
+        if (s == nullptr) return false;
+        std::vector<std::string> names;
+        for (const auto& [name, value] : options) {
+            if (*s == name) {
+                out = value;
+                return true;
+            }
+            names.push_back(name);
+        }
+        error(*find(table, key), prefix + key,
+              "must be one of " + join(names) + " (got \"" + *s + "\")");
+        return false;
+    }
+
+    void duration(const Value& table, const std::string& prefix, const std::string& key,
+                  Nanos& out, Nanos min, Nanos max) {
+        const std::string* s = string(table, prefix, key);
+        if (s == nullptr) return;
+        std::string why;
+        const auto d = parse_duration(*s, &why);
+        if (!d) {
+            error(*find(table, key), prefix + key, why);
+        } else if (*d < min || *d > max) {
+            error(*find(table, key), prefix + key,
+                  "must be between " + format_duration(min) + " and " + format_duration(max) +
+                      " (got \"" + *s + "\")");
+        } else {
+            out = *d;
+        }
+    }
+
+    const Value* table(const Value& parent, const std::string& key) {
+        const Value* v = find(parent, key);
+        if (v == nullptr) return nullptr;
+        if (!v->is_table()) {
+            error(*v, key, std::string("expected a table, got ") + type_name(v->type()));
+            return nullptr;
+        }
+        return v;
+    }
+
+    std::vector<ConfigIssue> take() {
+        std::stable_sort(issues_.begin(), issues_.end(),
+                         [](const ConfigIssue& a, const ConfigIssue& b) { return a.line < b.line; });
+        return std::move(issues_);
+    }
+
+private:
+    std::string file_;
+    std::vector<ConfigIssue> issues_;
+};
+
+bool valid_name(const std::string& name) {
+    if (name.empty() || name.size() > 32) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+    });
+}
+
+void validate_producer(Validator& check, const Value& table, std::size_t index,
+                       ProducerConfig& p) {
+    const std::string prefix = "producer[" + std::to_string(index) + "].";
+    const auto header_line = Validator::line_of(table);
+
+    if (const std::string* name = check.string(table, prefix, "name")) {
+        if (valid_name(*name)) {
+            p.name = *name;
+        } else {
+            check.error(*check.find(table, "name"), prefix + "name",
+                        "must be 1 to 32 characters of A-Z a-z 0-9 _ - (got \"" + *name + "\")");
+        }
+    } else if (check.find(table, "name") == nullptr) {
+        check.error(header_line, prefix + "name", "missing: every producer needs a unique name");
+    }
+
+    bool kind_known = false;
+    if (check.find(table, "kind") == nullptr) {
+        check.error(header_line, prefix + "kind", "missing: must be eventfd|timerfd");
+    } else {
+        kind_known = check.choice(table, prefix, "kind", p.kind,
+                                  {{"eventfd", ProducerKind::eventfd},
+                                   {"timerfd", ProducerKind::timerfd}});
+    }
+
+    for (const auto& [key, value] : table.as_table()) {
+        const bool is_eventfd_key = kEventfdKeys.contains(key);
+        const bool is_timerfd_key = kTimerfdKeys.contains(key);
+        if (kCommonProducerKeys.contains(key)) continue;
+        if (!is_eventfd_key && !is_timerfd_key) {
+            std::vector<std::string> known(kCommonProducerKeys.begin(), kCommonProducerKeys.end());
+            known.insert(known.end(), kEventfdKeys.begin(), kEventfdKeys.end());
+            known.insert(known.end(), kTimerfdKeys.begin(), kTimerfdKeys.end());
+            check.error(value, prefix + key, "unknown key (known: " + join(known) + ")");
+        } else if (kind_known && (p.kind == ProducerKind::eventfd) != is_eventfd_key) {
+            check.error(value, prefix + key,
+                        std::string("belongs to ") + (is_eventfd_key ? "eventfd" : "timerfd") +
+                            " producers, and this one is kind = \"" + to_string(p.kind) + "\"");
+        }
+    }
+
+    check.integer(table, prefix, "threads", p.threads, 1, 1024);
+    check.duration(table, prefix, "work", p.work, Nanos(0), std::chrono::seconds(1));
+    check.integer(table, prefix, "rate", p.rate, 0, 100'000'000);
+    check.choice(table, prefix, "fd_mode", p.fd_mode,
+                 {{"per-event", FdMode::per_event}, {"persistent", FdMode::persistent}});
+    check.integer(table, prefix, "max_in_flight", p.max_in_flight, 1, 1'000'000);
+    check.integer(table, prefix, "timers", p.timers, 1, 65'536);
+    check.duration(table, prefix, "initial", p.initial, Nanos(1), std::chrono::hours(24 * 365));
+    check.duration(table, prefix, "interval", p.interval, Nanos(0), std::chrono::hours(24 * 365));
+    check.choice(table, prefix, "clock", p.clock,
+                 {{"monotonic", CLOCK_MONOTONIC},
+                  {"realtime", CLOCK_REALTIME},
+                  {"boottime", CLOCK_BOOTTIME}});
+}
+
+Config validate(const Value& root, const std::string& file) {
+    Validator check(file);
+    Config config;
+    config.source = file;
+    check.check_keys(root, "", kTopKeys);
+
+    if (const Value* daemon = check.table(root, "daemon")) {
+        check.check_keys(*daemon, "daemon.", kDaemonKeys);
+        check.integer(*daemon, "daemon.", "consumers", config.daemon.consumers, 1, 1024);
+        check.integer(*daemon, "daemon.", "max_events", config.daemon.max_events, 1, 4096);
+        check.duration(*daemon, "daemon.", "stats_interval", config.daemon.stats_interval,
+                       Nanos(0), std::chrono::hours(24));
+        check.duration(*daemon, "daemon.", "shutdown_timeout", config.daemon.shutdown_timeout,
+                       std::chrono::milliseconds(1), std::chrono::hours(1));
+    }
+
+    if (const Value* log = check.table(root, "log")) {
+        check.check_keys(*log, "log.", kLogKeys);
+        if (const std::string* level = check.string(*log, "log.", "level")) {
+            if (std::find(kLevels.begin(), kLevels.end(), *level) == kLevels.end()) {
+                check.error(*check.find(*log, "level"), "log.level",
+                            "must be one of " + join(kLevels) + " (got \"" + *level + "\")");
+            } else {
+                config.log.level = *level;
+            }
+        }
+        check.choice(*log, "log.", "format", config.log.format,
+                     {{"json", LogFormat::json}, {"text", LogFormat::text}});
+        const bool sink_ok = check.choice(*log, "log.", "sink", config.log.sink,
+                                          {{"auto", LogSink::automatic},
+                                           {"stderr", LogSink::stderr_sink},
+                                           {"journald", LogSink::journald},
+                                           {"file", LogSink::file}});
+        if (const std::string* path = check.string(*log, "log.", "file")) config.log.file = *path;
+        if (sink_ok && config.log.sink == LogSink::file && config.log.file.empty()) {
+            check.error(*check.find(*log, "sink"), "log.file",
+                        "sink = \"file\" needs a non-empty log.file path");
+        }
+    }
+
+    if (const Value* producers = check.find(root, "producer")) {
+        if (!producers->is_array()) {
+            check.error(*producers, "producer",
+                        std::string("expected an array of tables ([[producer]]), got ") +
+                            type_name(producers->type()));
+        } else {
+            std::map<std::string, std::uint32_t> first_line;
+            const auto& array = producers->as_array();
+            for (std::size_t i = 0; i < array.size(); ++i) {
+                const std::string key = "producer[" + std::to_string(i) + "]";
+                if (!array[i].is_table()) {
+                    check.error(array[i], key,
+                                std::string("expected a table, got ") + type_name(array[i].type()));
+                    continue;
+                }
+                ProducerConfig p;
+                validate_producer(check, array[i], i, p);
+                if (p.name.empty()) continue;
+                const auto line = Validator::line_of(array[i]);
+                if (const auto it = first_line.find(p.name); it != first_line.end()) {
+                    check.error(*check.find(array[i], "name"), key + ".name",
+                                "duplicate producer name \"" + p.name + "\" (first used on line " +
+                                    std::to_string(it->second) + ")");
+                    continue;
+                }
+                first_line.emplace(p.name, line);
+                config.producers.push_back(std::move(p));
+            }
+        }
+    }
+
+    if (auto issues = check.take(); !issues.empty()) throw ConfigError(std::move(issues));
+    return config;
+}
+
+ConfigIssue file_issue(const std::string& file, std::string message) {
+    return ConfigIssue{file, 0, "", std::move(message)};
+}
+
+}  // namespace
+
+std::string ConfigIssue::to_string() const {
+    std::string out = file;
+    if (line != 0) out += ":" + std::to_string(line);
+    out += ": ";
+    if (!key.empty()) out += "key '" + key + "': ";
+    return out + message;
+}
+
+namespace {
+std::string summarize(const std::vector<ConfigIssue>& issues) {
+    std::string out;
+    for (const auto& issue : issues) out += (out.empty() ? "" : "\n") + issue.to_string();
+    return out;
+}
+}  // namespace
+
+ConfigError::ConfigError(std::vector<ConfigIssue> issues)
+    : std::runtime_error(summarize(issues)), issues_(std::move(issues)) {}
+
+Config parse_config(const std::string& text, const std::string& name) {
+    Value root;
+    try {
+        std::istringstream stream(text);
+        root = toml::parse(stream, name);
+    } catch (const toml::syntax_error& e) {
+        // toml11's own message spans several lines with a source excerpt; keep its first line
+        // (the reason) and take the line number from the location it reports.
+        std::string what = e.what();
+        std::string reason = what.substr(0, what.find('\n'));
+        if (reason.rfind("[error] ", 0) == 0) reason.erase(0, 8);
+        const auto line = static_cast<std::uint32_t>(e.location().line());
+        throw ConfigError({ConfigIssue{name, line, "", "TOML syntax error: " + reason}});
+    } catch (const std::exception& e) {
+        throw ConfigError({file_issue(name, std::string("cannot parse: ") + e.what())});
+    }
+    return validate(root, name);
+}
+
+Config load_config(const std::filesystem::path& path) {
+    const std::string name = path.string();
+    // O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
+    Fd fd(::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd) throw ConfigError({file_issue(name, std::string("cannot open: ") + std::strerror(errno))});
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) {
+        throw ConfigError({file_issue(name, std::string("cannot stat: ") + std::strerror(errno))});
+    }
+    if (S_ISDIR(st.st_mode)) throw ConfigError({file_issue(name, "is a directory, not a file")});
+    if (!S_ISREG(st.st_mode)) throw ConfigError({file_issue(name, "is not a regular file")});
+    if (static_cast<std::size_t>(st.st_size) > kMaxConfigBytes) {
+        throw ConfigError({file_issue(name, "is " + std::to_string(st.st_size) +
+                                                " bytes; a config may be at most " +
+                                                std::to_string(kMaxConfigBytes) + " bytes")});
+    }
+    std::string text;
+    char buffer[16384];
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw ConfigError({file_issue(name, std::string("cannot read: ") + std::strerror(errno))});
+        if (n == 0) break;
+        text.append(buffer, static_cast<std::size_t>(n));
+        if (text.size() > kMaxConfigBytes) {
+            throw ConfigError({file_issue(name, "grew past " + std::to_string(kMaxConfigBytes) +
+                                                    " bytes while being read")});
+        }
+    }
+    return parse_config(text, name);
+}
+
+const std::string& embedded_default_config() {
+    static const std::string text = R"(# evfly's embedded default: the classic eventfd/timerfd + epoll demo.
+[daemon]
+consumers = 4
+max_events = 64
+stats_interval = "10s"
+shutdown_timeout = "5s"
+
+[log]
+level = "info"
+format = "json"
+sink = "auto"
+
+[[producer]]
+name = "notify"
+kind = "eventfd"
+threads = 2
+rate = 1
+fd_mode = "per-event"
+max_in_flight = 1024
+work = "0us"
+
+[[producer]]
+name = "tick"
+kind = "timerfd"
+threads = 2
+timers = 1
+initial = "1s"
+interval = "3s"
+clock = "monotonic"
+)";
+    return text;
+}
+
+const char* to_string(ProducerKind kind) {
+    return kind == ProducerKind::eventfd ? "eventfd" : "timerfd";
+}
+const char* to_string(FdMode mode) {
+    return mode == FdMode::per_event ? "per-event" : "persistent";
+}
+const char* clock_name(clockid_t clock) {
+    switch (clock) {
+        case CLOCK_REALTIME: return "realtime";
+        case CLOCK_BOOTTIME: return "boottime";
+        default: return "monotonic";
+    }
+}
+
+std::string to_toml(const Config& config) {
+    static constexpr const char* kSinks[] = {"auto", "stderr", "journald", "file"};
+    OrderedValue root(toml::table{});
+    auto& top = root.as_table();
+    top["daemon"] = OrderedValue::table_type{
+        {"consumers", config.daemon.consumers},
+        {"max_events", config.daemon.max_events},
+        {"stats_interval", format_duration(config.daemon.stats_interval)},
+        {"shutdown_timeout", format_duration(config.daemon.shutdown_timeout)}};
+    OrderedValue::table_type log{
+        {"level", config.log.level},
+        {"format", config.log.format == LogFormat::json ? "json" : "text"},
+        {"sink", kSinks[static_cast<int>(config.log.sink)]},
+        {"file", config.log.file}};
+    top["log"] = std::move(log);
+    OrderedValue::array_type producers;
+    for (const auto& p : config.producers) {
+        OrderedValue::table_type t{{"name", p.name},
+                                   {"kind", to_string(p.kind)},
+                                   {"threads", p.threads},
+                                   {"work", format_duration(p.work)}};
+        if (p.kind == ProducerKind::eventfd) {
+            t.emplace("rate", static_cast<std::int64_t>(p.rate));
+            t.emplace("fd_mode", to_string(p.fd_mode));
+            t.emplace("max_in_flight", p.max_in_flight);
+        } else {
+            t.emplace("timers", p.timers);
+            t.emplace("initial", format_duration(p.initial));
+            t.emplace("interval", format_duration(p.interval));
+            t.emplace("clock", clock_name(p.clock));
+        }
+        producers.emplace_back(std::move(t));
+    }
+    if (!producers.empty()) top["producer"] = std::move(producers);
+    return toml::format(root, 0);
+}
+
+}  // namespace evfly

@@ -1,0 +1,193 @@
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+#include "engine_impl.h"
+#include "evfly/log.h"
+
+namespace evfly::detail {
+
+std::int64_t steady_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+std::int64_t clock_ns(clockid_t clock) noexcept {
+    timespec ts{};
+    ::clock_gettime(clock, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+ConsumerThread::ConsumerThread(Shared& shared, std::uint32_t index)
+    : per_spec(std::make_unique<SpecCounters[]>(shared.config.producers.size())),
+      shared_(shared),
+      index_(index),
+      name_("consumer-" + std::to_string(index)) {}
+
+void ConsumerThread::start() {
+    thread_ = std::jthread([this] { run(); });
+}
+
+void ConsumerThread::run() {
+    log::set_thread_name(name_);
+    std::vector<epoll_event> events(shared_.config.daemon.max_events);
+    shared_.count_started();
+    while (!stopping_) {
+        // No timeout: an idle consumer sleeps until there is work or the stop eventfd fires.
+        const int n = shared_.epoll.wait(events, -1);
+        if (n < 0) {
+            if (n == -EINTR) continue;
+            errors.add();
+            log::emit(log::Level::err, "epoll_wait failed", {{"error", std::strerror(-n)}});
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            continue;
+        }
+        // A wake-up counts when it brought work; the final one for the stop eventfd does not.
+        const std::uint64_t dispatched_before = dispatched.get();
+        for (int i = 0; i < n; ++i) {
+            if (shared_.abandon.load(std::memory_order_relaxed)) {
+                stopping_ = true;
+                break;
+            }
+            // Catch at the top of each event so that one failing handler never ends the thread.
+            try {
+                handle(events[static_cast<std::size_t>(i)].data.u64);
+            } catch (const std::exception& e) {
+                errors.add();
+                log::emit(log::Level::err, "event handler failed", {{"error", e.what()}});
+            }
+        }
+        if (dispatched.get() != dispatched_before) wakeups.add();
+    }
+}
+
+void ConsumerThread::handle(std::uint64_t token) {
+    const std::uint32_t index = token_index(token);
+    if (index == kStopIndex) {
+        // Level-triggered and never read: every consumer sees it, each in its own epoll_wait.
+        stopping_ = true;
+        return;
+    }
+    dispatched.add();
+    Slot& slot = shared_.slots[index];
+    switch (slot.mode) {
+        case SlotMode::per_event: handle_per_event(slot, index); break;
+        case SlotMode::persistent: handle_persistent(slot, index, token_generation(token)); break;
+        case SlotMode::timer: handle_timer(slot, index, token_generation(token)); break;
+    }
+}
+
+void ConsumerThread::spend(const ProducerConfig& producer) {
+    // Busy work standing in for a handler's cost, so operators can size the pool realistically.
+    if (producer.work.count() == 0) return;
+    const std::int64_t until = steady_ns() + producer.work.count();
+    while (steady_ns() < until && !shared_.abandon.load(std::memory_order_relaxed)) {
+    }
+}
+
+void ConsumerThread::log_event(const Slot& slot, int fd, std::uint64_t value, std::int64_t latency_ns) {
+    if (!log::enabled(log::Level::debug)) return;
+    log::emit(log::Level::debug, "event",
+              {{"consumer", index_},
+               {"producer", slot.owner->config().name},
+               {"kind", to_string(slot.owner->config().kind)},
+               {"fd", fd},
+               {"value", value},
+               {"latency_us", static_cast<double>(latency_ns) / 1000.0}});
+}
+
+void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
+    // EPOLLONESHOT: this consumer is the only one that received this registration, and nothing
+    // else closes per-event fds, so the slot is ours until we release it.
+    const int fd = slot.fd.load(std::memory_order_relaxed);
+    std::uint64_t value = 0;
+    if (::read(fd, &value, sizeof value) != static_cast<ssize_t>(sizeof value)) {
+        errors.add();
+        log::emit(log::Level::err, "eventfd read failed", {{"fd", fd}, {"error", std::strerror(errno)}});
+        value = 0;
+    }
+    const std::int64_t latency = steady_ns() - slot.stamp.load(std::memory_order_relaxed);
+    SpecCounters& counters = per_spec[slot.spec];
+    counters.value_read.add(value);
+    counters.events.add();
+    eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
+    log_event(slot, fd, value, latency);
+    spend(slot.owner->config());
+    // Detach before close: the registration must not outlive the fd number, which the next
+    // eventfd() anywhere in the process may reuse at once.
+    if (const int err = shared_.epoll.remove(fd); err != 0) errors.add();
+    slot.fd.store(-1, std::memory_order_relaxed);
+    ::close(fd);
+    slot.generation.store(slot.generation.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    slot.owner->release_slot(index);
+}
+
+void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation) {
+    std::lock_guard lock(slot.mutex);
+    if (slot.generation.load(std::memory_order_acquire) != generation) {
+        stale.add();  // retired by its producer after epoll reported it; already accounted
+        return;
+    }
+    const int fd = slot.fd.load(std::memory_order_relaxed);
+    std::uint64_t value = 0;
+    if (::read(fd, &value, sizeof value) == static_cast<ssize_t>(sizeof value)) {
+        const std::int64_t stamp = slot.stamp.exchange(0, std::memory_order_relaxed);
+        SpecCounters& counters = per_spec[slot.spec];
+        counters.value_read.add(value);
+        counters.events.add();
+        const std::int64_t latency = stamp != 0 ? steady_ns() - stamp : 0;
+        if (stamp != 0) eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
+        log_event(slot, fd, value, latency);
+        spend(slot.owner->config());
+    } else if (errno != EAGAIN) {
+        errors.add();
+        log::emit(log::Level::err, "eventfd read failed", {{"fd", fd}, {"error", std::strerror(errno)}});
+    }
+    // Re-arming re-checks readiness, so writes that landed after our read are reported again.
+    if (const int err = shared_.epoll.rearm(fd, make_token(index, generation)); err != 0) {
+        errors.add();
+        log::emit(log::Level::err, "epoll_ctl MOD failed", {{"fd", fd}, {"error", std::strerror(err)}});
+    }
+}
+
+void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation) {
+    std::lock_guard lock(slot.mutex);
+    if (slot.generation.load(std::memory_order_acquire) != generation) {
+        stale.add();
+        return;
+    }
+    const int fd = slot.fd.load(std::memory_order_relaxed);
+    const ProducerConfig& producer = slot.owner->config();
+    std::uint64_t ticks = 0;
+    if (::read(fd, &ticks, sizeof ticks) == static_cast<ssize_t>(sizeof ticks) && ticks > 0) {
+        // Lateness is measured from the earliest tick this read reports, on the timer's own clock,
+        // so overruns show up as lateness instead of vanishing.
+        const std::int64_t due = slot.stamp.load(std::memory_order_relaxed);
+        const std::int64_t lateness = clock_ns(producer.clock) - due;
+        slot.stamp.store(due + static_cast<std::int64_t>(ticks) * producer.interval.count(), std::memory_order_relaxed);
+        slot.ticks.store(slot.ticks.load(std::memory_order_relaxed) + ticks, std::memory_order_relaxed);
+        SpecCounters& counters = per_spec[slot.spec];
+        counters.value_read.add(ticks);
+        counters.events.add();
+        counters.expirations.add(ticks);
+        if (ticks > 1) counters.overruns.add(ticks - 1);
+        timerfd_latency.record(static_cast<std::uint64_t>(lateness > 0 ? lateness : 0));
+        log_event(slot, fd, ticks, lateness);
+        spend(producer);
+    } else if (errno != EAGAIN) {
+        errors.add();
+        log::emit(log::Level::err, "timerfd read failed", {{"fd", fd}, {"error", std::strerror(errno)}});
+    }
+    if (producer.interval.count() == 0) return;  // one-shot: nothing more will fire
+    if (const int err = shared_.epoll.rearm(fd, make_token(index, generation)); err != 0) {
+        errors.add();
+        log::emit(log::Level::err, "epoll_ctl MOD failed", {{"fd", fd}, {"error", std::strerror(err)}});
+    }
+}
+
+}  // namespace evfly::detail

@@ -1,0 +1,205 @@
+// Internal header of the engine: not part of evfly's public API; include only from src/.
+//
+// Ownership: the Engine owns the slot table, the producer threads and the consumer threads. A
+// slot is a registration: an fd plus what a consumer needs to consume it. Which thread may touch
+// a slot's fd is decided by EPOLLONESHOT: the consumer that received the event owns the fd until
+// it re-arms it (persistent sources) or closes it (per-event sources). Producers retire their
+// persistent sources at stop under the slot's mutex, which consumers also hold while handling
+// such a source, so a retire never races a read.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "evfly/config.h"
+#include "evfly/epoll.h"
+#include "evfly/fd.h"
+#include "evfly/histogram.h"
+
+namespace evfly::detail {
+
+// A counter with one writing thread and any number of readers: no read-modify-write instruction.
+class Counter {
+public:
+    void add(std::uint64_t n = 1) noexcept {
+        value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    void sub(std::uint64_t n) noexcept {
+        value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+    }
+    [[nodiscard]] std::uint64_t get() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::uint64_t> value_{0};
+};
+
+inline constexpr std::uint32_t kStopIndex = 0xffffffffu;
+
+inline std::uint64_t make_token(std::uint32_t index, std::uint32_t generation) noexcept {
+    return (std::uint64_t{generation} << 32) | index;
+}
+inline std::uint32_t token_index(std::uint64_t token) noexcept {
+    return static_cast<std::uint32_t>(token & 0xffffffffu);
+}
+inline std::uint32_t token_generation(std::uint64_t token) noexcept {
+    return static_cast<std::uint32_t>(token >> 32);
+}
+
+enum class SlotMode : std::uint8_t { per_event, persistent, timer };
+
+class ProducerThread;
+
+struct alignas(64) Slot {
+    std::atomic<std::uint32_t> generation{0};
+    std::atomic<int> fd{-1};
+    // per-event: fire time (steady ns); persistent: time of the oldest unread fire, 0 if none;
+    // timer: the tick the next read's first expiration was due at (ns on the timer's clock).
+    std::atomic<std::int64_t> stamp{0};
+    std::atomic<std::uint64_t> value{0};  // per-event: the value written
+    std::atomic<std::uint64_t> ticks{0};  // timer: expirations read so far
+    std::mutex mutex;                     // persistent and timer slots: consumer vs retire
+
+    // Fixed when the table is built.
+    ProducerThread* owner = nullptr;
+    std::uint32_t spec = 0;
+    SlotMode mode = SlotMode::per_event;
+};
+
+// Per consumer thread, per producer spec; written by that consumer only.
+struct SpecCounters {
+    Counter value_read;
+    Counter events;
+    Counter expirations;
+    Counter overruns;
+};
+
+struct Shared;
+
+class ProducerThread {
+public:
+    ProducerThread(Shared& shared, std::uint32_t spec, std::uint32_t index, std::uint32_t first_slot,
+                   std::uint32_t slot_count);
+    void start();
+    void request_stop() { thread_.request_stop(); }
+    void join() {
+        if (thread_.joinable()) thread_.join();
+    }
+    // Called by a consumer when it has closed a per-event fd. Safe from any thread.
+    void release_slot(std::uint32_t index);
+    // Closes whatever per-event fds are still registered (after the consumers are gone).
+    std::uint64_t abandon_leftovers();
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] const ProducerConfig& config() const noexcept { return config_; }
+
+    Counter fired;
+    Counter value_written;
+    Counter value_drained;  // persistent eventfd values read at retire
+    Counter expirations_drained;
+    Counter overruns_drained;
+    Counter write_retries;
+    Counter fd_exhaustion;
+    Counter errors;
+
+private:
+    void run(std::stop_token stop);
+    void run_per_event(const std::stop_token& stop);
+    void run_persistent(const std::stop_token& stop);
+    void run_timers(const std::stop_token& stop);
+    // Sleeps until `deadline` (steady ns) or a stop request; false when stopped.
+    bool sleep_until(const std::stop_token& stop, std::int64_t deadline_ns);
+    // Takes a free slot, waiting while max_in_flight fds are out; -1 when stopped.
+    std::int64_t acquire_slot(const std::stop_token& stop);
+    // Creates an fd with `make`, backing off while the process is out of fds; -1 when stopped.
+    template <typename Make>
+    int create_fd(const std::stop_token& stop, const char* what, Make make);
+    void wait_for_outstanding();
+    void retire(Slot& slot);
+
+    Shared& shared_;
+    const ProducerConfig& config_;
+    std::uint32_t spec_;
+    std::string name_;
+    std::uint32_t first_slot_;
+    std::uint32_t slot_count_;
+    bool out_of_fds_ = false;  // producer thread only
+
+    std::mutex pool_mutex_;
+    std::condition_variable_any pool_cv_;
+    std::vector<std::uint32_t> returned_;  // guarded by pool_mutex_
+    bool waiting_ = false;                 // guarded by pool_mutex_
+    std::vector<std::uint32_t> free_;      // producer thread only
+
+    std::jthread thread_;
+};
+
+class alignas(64) ConsumerThread {
+public:
+    ConsumerThread(Shared& shared, std::uint32_t index);
+    void start();
+    void join() {
+        if (thread_.joinable()) thread_.join();
+    }
+
+    std::unique_ptr<SpecCounters[]> per_spec;
+    Counter wakeups;
+    Counter dispatched;
+    Counter stale;
+    Counter errors;
+    Histogram eventfd_latency;
+    Histogram timerfd_latency;
+
+private:
+    void run();
+    void handle(std::uint64_t token);
+    void handle_per_event(Slot& slot, std::uint32_t index);
+    void handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation);
+    void handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation);
+    void spend(const ProducerConfig& producer);
+    void log_event(const Slot& slot, int fd, std::uint64_t value, std::int64_t latency_ns);
+
+    Shared& shared_;
+    std::uint32_t index_;
+    std::string name_;
+    bool stopping_ = false;
+    std::jthread thread_;
+};
+
+struct Shared {
+    explicit Shared(const Config& cfg) : config(cfg) {}
+    const Config& config;
+    Epoll epoll;
+    Fd stop_fd;
+    std::unique_ptr<Slot[]> slots;
+    std::uint32_t slot_count = 0;
+    std::vector<std::unique_ptr<ProducerThread>> producers;
+    std::vector<std::unique_ptr<ConsumerThread>> consumers;
+    std::atomic<std::int64_t> drain_deadline_ns{0};  // steady ns; set before producers stop
+    std::atomic<bool> abandon{false};                 // drain timed out: consumers stop at once
+
+    // Start-up handshake: every thread counts itself in once it runs.
+    std::mutex started_mutex;
+    std::condition_variable started_cv;
+    std::uint32_t started = 0;  // guarded by started_mutex
+    void count_started() {
+        {
+            std::lock_guard lock(started_mutex);
+            ++started;
+        }
+        started_cv.notify_all();
+    }
+};
+
+std::int64_t steady_ns() noexcept;
+std::int64_t clock_ns(clockid_t clock) noexcept;
+
+}  // namespace evfly::detail

@@ -1,0 +1,78 @@
+#include "evfly/histogram.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+
+namespace evfly {
+
+std::size_t HistogramSnapshot::bucket_of(std::uint64_t value) noexcept {
+    if (value < kSubBuckets) return static_cast<std::size_t>(value);
+    const auto exponent = static_cast<int>(std::bit_width(value)) - 1;  // >= kSubBits
+    if (exponent > kMaxExponent) return kBuckets - 1;
+    const auto sub = static_cast<std::size_t>(value >> (exponent - kSubBits)) & (kSubBuckets - 1);
+    return static_cast<std::size_t>(exponent - kSubBits + 1) * kSubBuckets + sub;
+}
+
+std::uint64_t HistogramSnapshot::bucket_value(std::size_t bucket) noexcept {
+    if (bucket < kSubBuckets) return bucket;
+    const auto exponent = static_cast<int>(bucket / kSubBuckets) + kSubBits - 1;
+    const std::uint64_t sub = bucket % kSubBuckets;
+    const int shift = exponent - kSubBits;
+    const std::uint64_t low = (kSubBuckets + sub) << shift;
+    const std::uint64_t width = std::uint64_t{1} << shift;
+    return low + (width - 1) / 2;
+}
+
+void HistogramSnapshot::add(std::uint64_t value) noexcept {
+    ++counts_[bucket_of(value)];
+    ++count_;
+    max_ = std::max(max_, value);
+}
+
+void HistogramSnapshot::merge(const HistogramSnapshot& other) noexcept {
+    for (std::size_t i = 0; i < kBuckets; ++i) counts_[i] += other.counts_[i];
+    count_ += other.count_;
+    max_ = std::max(max_, other.max_);
+}
+
+HistogramSnapshot HistogramSnapshot::since(const HistogramSnapshot& earlier) const noexcept {
+    HistogramSnapshot diff;
+    for (std::size_t i = 0; i < kBuckets; ++i) {
+        // A writer may have bumped a bucket after the total was read: never go below zero.
+        const std::uint64_t d = counts_[i] >= earlier.counts_[i] ? counts_[i] - earlier.counts_[i] : 0;
+        diff.counts_[i] = d;
+        diff.count_ += d;
+        if (d != 0) diff.max_ = std::min(bucket_value(i), max_);
+    }
+    return diff;
+}
+
+std::uint64_t HistogramSnapshot::quantile(double q) const noexcept {
+    std::uint64_t total = 0;
+    for (const std::uint64_t c : counts_) total += c;
+    if (total == 0) return 0;
+    auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total)));
+    rank = std::clamp<std::uint64_t>(rank, 1, total);
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < kBuckets; ++i) {
+        seen += counts_[i];
+        if (seen >= rank) return std::min(bucket_value(i), max_ == 0 ? bucket_value(i) : max_);
+    }
+    return max_;
+}
+
+Percentiles HistogramSnapshot::percentiles() const noexcept {
+    return Percentiles{count_, quantile(0.50), quantile(0.90), quantile(0.99), quantile(0.999), max_};
+}
+
+void Histogram::snapshot_into(HistogramSnapshot& out) const noexcept {
+    out.count_ = 0;
+    for (std::size_t i = 0; i < HistogramSnapshot::kBuckets; ++i) {
+        out.counts_[i] = counts_[i].load(std::memory_order_relaxed);
+        out.count_ += out.counts_[i];
+    }
+    out.max_ = max_.load(std::memory_order_relaxed);
+}
+
+}  // namespace evfly

@@ -1,0 +1,370 @@
+#include "evfly/log.h"
+
+#include <pthread.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
+
+#include <spdlog/async.h>
+#include <spdlog/async_logger.h>
+#include <spdlog/details/os.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace evfly::log {
+namespace {
+
+constexpr char kFieldSep = '\x1f';
+constexpr char kValueSep = '\x1e';
+constexpr std::size_t kQueueSize = 8192;
+
+// Set by setup() before any other thread exists and cleared by shutdown() after they are all
+// joined, so plain reads from any thread in between are safe.
+std::shared_ptr<spdlog::logger> g_logger;
+std::atomic<std::uint64_t> g_sink_errors{0};
+
+// Thread names by kernel thread id, so the logger thread can name the thread a line came from.
+std::mutex g_names_mutex;
+std::unordered_map<std::size_t, std::string> g_names;  // guarded by g_names_mutex
+
+std::string thread_name(std::size_t tid) {
+    std::lock_guard lock(g_names_mutex);
+    const auto it = g_names.find(tid);
+    return it != g_names.end() ? it->second : "thread-" + std::to_string(tid);
+}
+
+// Walks an encoded payload: calls on_field(key, type, value) for each field, returns the message.
+template <typename F>
+std::string_view decode(std::string_view payload, F&& on_field) {
+    std::size_t end = payload.find(kFieldSep);
+    const std::string_view msg = payload.substr(0, end);
+    while (end != std::string_view::npos) {
+        const std::size_t start = end + 1;
+        end = payload.find(kFieldSep, start);
+        const std::string_view field = payload.substr(start, end == std::string_view::npos ? end : end - start);
+        const std::size_t sep = field.find(kValueSep);
+        if (sep == std::string_view::npos || sep + 1 >= field.size()) continue;
+        on_field(field.substr(0, sep), static_cast<Field::Type>(field[sep + 1]), field.substr(sep + 2));
+    }
+    return msg;
+}
+
+void append_timestamp(const spdlog::log_clock::time_point& time, std::string& out) {
+    const auto since_epoch = time.time_since_epoch();
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(since_epoch - secs);
+    const std::time_t t = secs.count();
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[40];
+    const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ",
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                tm.tm_min, tm.tm_sec, static_cast<long>(micros.count()));
+    out.append(buf, static_cast<std::size_t>(n));
+}
+
+std::string_view payload_of(const spdlog::details::log_msg& msg) {
+    return {msg.payload.data(), msg.payload.size()};
+}
+
+class JsonFormatter final : public spdlog::formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+        std::string line;
+        line.reserve(256);
+        line += "{\"ts\":\"";
+        append_timestamp(msg.time, line);
+        line += "\",\"level\":\"";
+        line += level_name(msg.level);
+        line += "\",\"thread\":\"";
+        json_escape(thread_name(msg.thread_id), line);
+        line += "\",\"msg\":\"";
+        std::string fields;
+        const std::string_view text = decode(payload_of(msg), [&](std::string_view key, Field::Type type, std::string_view value) {
+            fields += ",\"";
+            json_escape(key, fields);
+            fields += "\":";
+            if (type == Field::Type::string) {
+                fields += '"';
+                json_escape(value, fields);
+                fields += '"';
+            } else {
+                fields += value;  // numbers and booleans were rendered as JSON by Field
+            }
+        });
+        json_escape(text, line);
+        line += '"';
+        line += fields;
+        line += "}\n";
+        dest.append(line.data(), line.data() + line.size());
+    }
+    [[nodiscard]] std::unique_ptr<spdlog::formatter> clone() const override {
+        return std::make_unique<JsonFormatter>();
+    }
+};
+
+class TextFormatter final : public spdlog::formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+        std::string line;
+        line.reserve(160);
+        append_timestamp(msg.time, line);
+        line += ' ';
+        line += level_name(msg.level);
+        line += " [";
+        line += thread_name(msg.thread_id);
+        line += "] ";
+        std::string fields;
+        const std::string_view text = decode(payload_of(msg), [&](std::string_view key, Field::Type type, std::string_view value) {
+            fields += ' ';
+            fields += key;
+            fields += '=';
+            const bool quote = type == Field::Type::string &&
+                               (value.empty() || value.find_first_of(" \"=\t\n") != std::string_view::npos);
+            if (quote) {
+                fields += '"';
+                json_escape(value, fields);
+                fields += '"';
+            } else {
+                fields += value;
+            }
+        });
+        for (const char c : text) line += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
+        line += fields;
+        line += '\n';
+        dest.append(line.data(), line.data() + line.size());
+    }
+    [[nodiscard]] std::unique_ptr<spdlog::formatter> clone() const override {
+        return std::make_unique<TextFormatter>();
+    }
+};
+
+int syslog_priority(Level level) {
+    switch (level) {
+        case Level::trace:
+        case Level::debug: return 7;
+        case Level::info: return 6;
+        case Level::warn: return 4;
+        case Level::err: return 3;
+        case Level::critical: return 2;
+        default: return 6;
+    }
+}
+
+// Sends each line to the journal with its fields as EVFLY_* journal fields.
+class JournaldSink final : public spdlog::sinks::base_sink<std::mutex> {
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        std::vector<std::string> items;
+        items.reserve(8);
+        items.push_back("PRIORITY=" + std::to_string(syslog_priority(msg.level)));
+        items.emplace_back("SYSLOG_IDENTIFIER=evflyd");
+        items.push_back("EVFLY_THREAD=" + thread_name(msg.thread_id));
+        const std::string_view text = decode(payload_of(msg), [&](std::string_view key, Field::Type, std::string_view value) {
+            std::string item = "EVFLY_";
+            for (const char c : key) item += static_cast<char>(std::isalnum(static_cast<unsigned char>(c)) ? std::toupper(static_cast<unsigned char>(c)) : '_');
+            item += '=';
+            item += value;
+            items.push_back(std::move(item));
+        });
+        items.push_back("MESSAGE=" + std::string(text));
+        std::vector<iovec> iov(items.size());
+        for (std::size_t i = 0; i < items.size(); ++i) iov[i] = {items[i].data(), items[i].size()};
+        if (const int rc = ::sd_journal_sendv(iov.data(), static_cast<int>(iov.size())); rc < 0) {
+            throw spdlog::spdlog_ex("sd_journal_sendv failed", -rc);
+        }
+    }
+    void flush_() override {}
+};
+
+// systemd sets JOURNAL_STREAM to "device:inode" of the stream it connected to stderr.
+bool stderr_is_journal() {
+    const char* env = std::getenv("JOURNAL_STREAM");
+    if (env == nullptr) return false;
+    unsigned long long dev = 0;
+    unsigned long long ino = 0;
+    if (std::sscanf(env, "%llu:%llu", &dev, &ino) != 2) return false;
+    struct stat st {};
+    return ::fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+}  // namespace
+
+Field::Field(std::string_view key, double value) : key_(key), type_(Type::number) {
+    if (std::isfinite(value)) {
+        char buf[32];
+        const int n = std::snprintf(buf, sizeof buf, "%.3f", value);
+        number_.assign(buf, static_cast<std::size_t>(n));
+    } else {
+        number_ = "null";
+    }
+}
+
+void json_escape(std::string_view text, std::string& out) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+    const std::size_t n = text.size();
+    for (std::size_t i = 0; i < n;) {
+        const unsigned char c = s[i];
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+            ++i;
+        } else if (c < 0x20 || c == 0x7f) {
+            switch (c) {
+                case '\n': out += "\\n"; break;
+                case '\r': out += "\\r"; break;
+                case '\t': out += "\\t"; break;
+                default:
+                    out += "\\u00";
+                    out += kHex[c >> 4];
+                    out += kHex[c & 0xf];
+            }
+            ++i;
+        } else if (c < 0x80) {
+            out += static_cast<char>(c);
+            ++i;
+        } else {
+            // Copy a well-formed UTF-8 sequence; replace anything else with U+FFFD so that
+            // strict JSON parsers accept every line.
+            std::size_t len = 0;
+            std::uint32_t cp = 0;
+            if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1fu; }
+            else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0fu; }
+            else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07u; }
+            bool ok = len != 0 && i + len <= n;
+            for (std::size_t k = 1; ok && k < len; ++k) {
+                ok = (s[i + k] & 0xc0) == 0x80;
+                cp = (cp << 6) | (s[i + k] & 0x3fu);
+            }
+            ok = ok && !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) &&
+                 !(len == 4 && (cp < 0x10000 || cp > 0x10ffff)) && !(cp >= 0xd800 && cp <= 0xdfff);
+            if (ok) {
+                out.append(text.data() + i, len);
+                i += len;
+            } else {
+                out += "\\ufffd";
+                ++i;
+            }
+        }
+    }
+}
+
+const char* level_name(Level level) noexcept {
+    switch (level) {
+        case Level::trace: return "trace";
+        case Level::debug: return "debug";
+        case Level::info: return "info";
+        case Level::warn: return "warn";
+        case Level::err: return "error";
+        case Level::critical: return "critical";
+        default: return "off";
+    }
+}
+
+Level parse_level(std::string_view name) {
+    for (int i = 0; i <= static_cast<int>(Level::off); ++i) {
+        if (name == level_name(static_cast<Level>(i))) return static_cast<Level>(i);
+    }
+    return Level::info;
+}
+
+std::string encode(std::string_view msg, std::initializer_list<Field> fields) {
+    std::string out;
+    out.reserve(msg.size() + fields.size() * 24);
+    // The separators are control characters; a stray one inside a value would split it.
+    const auto append_clean = [&out](std::string_view text) {
+        for (const char c : text) out += (c == kFieldSep || c == kValueSep) ? '?' : c;
+    };
+    append_clean(msg);
+    for (const Field& f : fields) {
+        out += kFieldSep;
+        append_clean(f.key());
+        out += kValueSep;
+        out += static_cast<char>(f.type());
+        append_clean(f.text());
+    }
+    return out;
+}
+
+std::unique_ptr<spdlog::formatter> make_formatter(LogFormat format) {
+    if (format == LogFormat::text) return std::make_unique<TextFormatter>();
+    return std::make_unique<JsonFormatter>();
+}
+
+void set_thread_name(const std::string& name) {
+    // The kernel keeps 15 bytes and a NUL.
+    ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
+    std::lock_guard lock(g_names_mutex);
+    g_names[spdlog::details::os::thread_id()] = name;
+}
+
+void setup(const Settings& settings) {
+    spdlog::sink_ptr sink;
+    LogSink kind = settings.sink;
+    if (kind == LogSink::automatic) kind = stderr_is_journal() ? LogSink::journald : LogSink::stderr_sink;
+    switch (kind) {
+        case LogSink::journald: sink = std::make_shared<JournaldSink>(); break;
+        case LogSink::file:
+            try {
+                sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(settings.file);
+            } catch (const spdlog::spdlog_ex& e) {
+                throw std::system_error(errno, std::generic_category(),
+                                        "cannot open log file " + settings.file + ": " + e.what());
+            }
+            break;
+        default: sink = std::make_shared<spdlog::sinks::stderr_sink_mt>(); break;
+    }
+    sink->set_formatter(make_formatter(settings.format));
+    spdlog::init_thread_pool(kQueueSize, 1, [] { set_thread_name("log"); });
+    auto logger = std::make_shared<spdlog::async_logger>("evflyd", std::move(sink), spdlog::thread_pool(),
+                                                         spdlog::async_overflow_policy::overrun_oldest);
+    logger->set_level(parse_level(settings.level));
+    logger->flush_on(Level::trace);
+    // A failing sink (full disk, deleted journal socket) must not stop the daemon: count it and
+    // say so on stderr once.
+    logger->set_error_handler([](const std::string& what) {
+        if (g_sink_errors.fetch_add(1, std::memory_order_relaxed) == 0) {
+            std::fprintf(stderr, "evflyd: log sink failed, further failures are only counted: %s\n", what.c_str());
+        }
+    });
+    g_sink_errors.store(0, std::memory_order_relaxed);
+    g_logger = std::move(logger);
+}
+
+void shutdown() {
+    if (g_logger) g_logger->flush();
+    g_logger.reset();
+    spdlog::shutdown();
+}
+
+void emit(Level level, std::string_view msg, std::initializer_list<Field> fields) {
+    if (!g_logger || !g_logger->should_log(level)) return;
+    const std::string payload = encode(msg, fields);
+    g_logger->log(level, spdlog::string_view_t(payload.data(), payload.size()));
+}
+
+bool enabled(Level level) noexcept {
+    return g_logger && g_logger->should_log(level);
+}
+
+std::uint64_t dropped() noexcept {
+    const auto pool = spdlog::thread_pool();
+    return pool ? pool->overrun_counter() : 0;
+}
+
+std::uint64_t sink_errors() noexcept { return g_sink_errors.load(std::memory_order_relaxed); }
+
+}  // namespace evfly::log

@@ -1,0 +1,168 @@
+// evflyd: the command line, the exit codes, and the order in which the process comes up and
+// goes down. The only translation unit that includes CLI11.
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "evfly/config.h"
+#include "evfly/daemon.h"
+#include "evfly/duration.h"
+#include "evfly/fd.h"
+#include "evfly/log.h"
+#include "evfly/summary.h"
+
+namespace {
+
+constexpr int kExitOk = EX_OK;               // 0
+constexpr int kExitUsage = EX_USAGE;         // 64
+constexpr int kExitSoftware = EX_SOFTWARE;   // 70
+constexpr int kExitOsError = EX_OSERR;       // 71
+constexpr int kExitConfig = EX_CONFIG;       // 78
+
+struct Options {
+    std::string config_path;
+    bool check_config = false;
+    bool print_config = false;
+    std::string run_for;
+    std::string summary_path;
+    std::string log_level;
+    std::string log_format;
+};
+
+evfly::Config load(const Options& options) {
+    if (!options.config_path.empty()) return evfly::load_config(options.config_path);
+    std::error_code ec;
+    if (std::filesystem::exists(evfly::kDefaultConfigPath, ec)) return evfly::load_config(evfly::kDefaultConfigPath);
+    return evfly::parse_config(evfly::embedded_default_config(), evfly::kEmbeddedName);
+}
+
+bool write_summary(const std::string& path, const std::string& json) {
+    if (path == "-") {
+        std::cout << json << std::flush;
+        return static_cast<bool>(std::cout);
+    }
+    // Write beside the target and rename, so a reader never sees half a summary.
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << json;
+        out.flush();
+        if (!out) return false;
+    }
+    return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+int run(int argc, char** argv) {
+    CLI::App app{"evflyd: eventfd/timerfd + epoll worker-pool daemon; measures how fast this host "
+                 "delivers events and timer expirations to a pool of consumer threads."};
+    app.set_version_flag("--version", std::string("evflyd ") + EVFLY_VERSION);
+    Options options;
+    app.add_option("-c,--config", options.config_path,
+                   std::string("config file (default: ") + evfly::kDefaultConfigPath +
+                       " if present, else the embedded default)");
+    app.add_flag("--check-config", options.check_config, "validate the config, print every error, exit 0 or 78");
+    app.add_flag("--print-config", options.print_config, "print the effective config as TOML and exit");
+    app.add_option("--run-for", options.run_for, "run this long (e.g. 10s), then stop as on SIGTERM")
+        ->check([](const std::string& text) {
+            std::string why;
+            return evfly::parse_duration(text, &why) ? std::string() : why;
+        });
+    app.add_option("--summary", options.summary_path, "write the final summary JSON here at exit ('-': stdout)");
+    app.add_option("--log-level", options.log_level, "override log.level")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+    app.add_option("--log-format", options.log_format, "override log.format")
+        ->check(CLI::IsMember({"json", "text"}));
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+        std::string what = e.what();
+        std::replace(what.begin(), what.end(), '\n', ' ');
+        std::fprintf(stderr, "evflyd: %s (see --help)\n", what.c_str());
+        return kExitUsage;
+    }
+
+    evfly::Config config;
+    try {
+        config = load(options);
+    } catch (const evfly::ConfigError& e) {
+        for (const auto& issue : e.issues()) std::fprintf(stderr, "evflyd: %s\n", issue.to_string().c_str());
+        std::fprintf(stderr, "evflyd: %zu error%s in the config\n", e.issues().size(), e.issues().size() == 1 ? "" : "s");
+        return kExitConfig;
+    }
+    if (!options.log_level.empty()) config.log.level = options.log_level;
+    if (!options.log_format.empty()) config.log.format = options.log_format == "text" ? evfly::LogFormat::text : evfly::LogFormat::json;
+
+    if (options.check_config) {
+        std::printf("%s: OK\n", config.source.c_str());
+        return kExitOk;
+    }
+    if (options.print_config) {
+        std::cout << "# effective config of evflyd " << EVFLY_VERSION << " from " << config.source << "\n"
+                  << evfly::to_toml(config);
+        return kExitOk;
+    }
+
+    // Before any thread exists (the logger's included): threads inherit the mask, and signals
+    // are then only ever taken from the supervisor's signalfd.
+    evfly::block_all_signals();
+    const std::uint64_t fd_limit = evfly::raise_fd_limit();
+    try {
+        evfly::log::setup({config.log.level, config.log.format, config.log.sink, config.log.file});
+    } catch (const std::system_error& e) {
+        std::fprintf(stderr, "evflyd: %s\n", e.what());
+        return kExitOsError;
+    }
+    evfly::log::set_thread_name("supervisor");
+    evfly::log::emit(evfly::log::Level::debug, "fd limit", {{"nofile", fd_limit}});
+
+    evfly::Resources resources;
+    resources.fds_at_start = evfly::count_open_fds();
+    evfly::RunOptions run_options;
+    if (!options.run_for.empty()) run_options.run_for = evfly::parse_duration(options.run_for);
+
+    int status = kExitOk;
+    std::optional<evfly::RunResult> result;
+    try {
+        result = evfly::run_daemon(config, run_options);
+    } catch (const std::system_error& e) {
+        evfly::log::emit(evfly::log::Level::critical, "cannot start", {{"error", e.what()}});
+        std::fprintf(stderr, "evflyd: cannot start: %s\n", e.what());
+        status = kExitOsError;
+    } catch (const std::exception& e) {
+        evfly::log::emit(evfly::log::Level::critical, "internal error", {{"error", e.what()}});
+        std::fprintf(stderr, "evflyd: internal error: %s\n", e.what());
+        status = kExitSoftware;
+    }
+    if (result && !options.summary_path.empty()) {
+        const evfly::Resources usage = evfly::sample_resources();
+        resources.cpu_user_s = usage.cpu_user_s;
+        resources.cpu_sys_s = usage.cpu_sys_s;
+        resources.max_rss_kib = usage.max_rss_kib;
+        resources.voluntary_ctx_switches = usage.voluntary_ctx_switches;
+        resources.involuntary_ctx_switches = usage.involuntary_ctx_switches;
+        resources.fds_at_exit = evfly::count_open_fds();
+        if (!write_summary(options.summary_path, evfly::summary_json(*result, resources, evfly::log::dropped()))) {
+            evfly::log::emit(evfly::log::Level::err, "cannot write summary", {{"path", options.summary_path}});
+            std::fprintf(stderr, "evflyd: cannot write summary to %s\n", options.summary_path.c_str());
+        }
+    }
+    evfly::log::shutdown();
+    return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "evflyd: internal error: %s\n", e.what());
+        return kExitSoftware;
+    }
+}

@@ -1,0 +1,348 @@
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "engine_impl.h"
+#include "evfly/log.h"
+
+namespace evfly::detail {
+namespace {
+
+constexpr std::int64_t kSecond = 1'000'000'000;
+// How long a producer waits for an fd to come back before trying again when the process is out
+// of descriptors. A consumer closing one of ours wakes it sooner.
+constexpr std::int64_t kFdBackoffNs = 5'000'000;
+// A paced producer that falls further behind than this (the host was suspended, or the daemon
+// was stopped) restarts its schedule instead of firing the whole backlog at once.
+constexpr std::int64_t kMaxCatchUpNs = kSecond;
+
+timespec to_timespec(std::int64_t ns) {
+    return timespec{static_cast<time_t>(ns / kSecond), static_cast<long>(ns % kSecond)};
+}
+
+// Absolute-deadline pacing: the n-th fire is due at start + n * period, so sleeping late never
+// accumulates into drift.
+class Pacer {
+public:
+    Pacer(std::uint64_t rate, std::int64_t start)
+        : period_(rate == 0 ? 0 : static_cast<std::int64_t>(kSecond / static_cast<std::int64_t>(rate))),
+          next_(start) {}
+    [[nodiscard]] bool flat_out() const noexcept { return period_ == 0; }
+    // The deadline of the next fire; advances the schedule.
+    std::int64_t next() noexcept {
+        const std::int64_t due = next_;
+        next_ += period_;
+        const std::int64_t now = steady_ns();
+        if (now - next_ > kMaxCatchUpNs) next_ = now;
+        return due;
+    }
+
+private:
+    std::int64_t period_;
+    std::int64_t next_;
+};
+
+}  // namespace
+
+ProducerThread::ProducerThread(Shared& shared, std::uint32_t spec, std::uint32_t index,
+                               std::uint32_t first_slot, std::uint32_t slot_count)
+    : shared_(shared),
+      config_(shared.config.producers[spec]),
+      spec_(spec),
+      name_("producer-" + config_.name + "-" + std::to_string(index)),
+      first_slot_(first_slot),
+      slot_count_(slot_count) {
+    const bool per_event = config_.kind == ProducerKind::eventfd && config_.fd_mode == FdMode::per_event;
+    if (per_event) {
+        free_.reserve(slot_count);
+        returned_.reserve(slot_count);
+        // Lowest index on top, so a lightly loaded producer keeps reusing the same few slots.
+        for (std::uint32_t i = slot_count; i-- > 0;) free_.push_back(first_slot + i);
+    }
+    const SlotMode mode = config_.kind == ProducerKind::timerfd ? SlotMode::timer
+                          : per_event                         ? SlotMode::per_event
+                                                              : SlotMode::persistent;
+    for (std::uint32_t i = 0; i < slot_count; ++i) {
+        Slot& slot = shared_.slots[first_slot + i];
+        slot.owner = this;
+        slot.spec = spec;
+        slot.mode = mode;
+    }
+}
+
+void ProducerThread::start() {
+    thread_ = std::jthread([this](std::stop_token stop) { run(std::move(stop)); });
+}
+
+void ProducerThread::run(std::stop_token stop) {
+    log::set_thread_name(name_);
+    // Never let an exception end a thread silently: log it and leave this producer stopped.
+    try {
+        if (config_.kind == ProducerKind::timerfd) {
+            run_timers(stop);
+        } else if (config_.fd_mode == FdMode::per_event) {
+            shared_.count_started();
+            run_per_event(stop);
+        } else {
+            run_persistent(stop);
+        }
+    } catch (const std::exception& e) {
+        errors.add();
+        log::emit(log::Level::err, "producer failed", {{"producer", config_.name}, {"error", e.what()}});
+    }
+}
+
+bool ProducerThread::sleep_until(const std::stop_token& stop, std::int64_t deadline_ns) {
+    const auto deadline = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns));
+    std::unique_lock lock(pool_mutex_);
+    pool_cv_.wait_until(lock, stop, deadline, [] { return false; });
+    return !stop.stop_requested();
+}
+
+std::int64_t ProducerThread::acquire_slot(const std::stop_token& stop) {
+    if (free_.empty()) {
+        std::unique_lock lock(pool_mutex_);
+        if (returned_.empty()) {
+            waiting_ = true;
+            pool_cv_.wait(lock, stop, [this] { return !returned_.empty(); });
+            waiting_ = false;
+        }
+        // Take everything the consumers handed back in one go: one lock per batch, not per event.
+        free_.swap(returned_);
+    }
+    if (free_.empty()) return -1;  // stopped
+    const std::uint32_t index = free_.back();
+    free_.pop_back();
+    return index;
+}
+
+void ProducerThread::release_slot(std::uint32_t index) {
+    std::lock_guard lock(pool_mutex_);
+    returned_.push_back(index);
+    if (waiting_) pool_cv_.notify_one();
+}
+
+template <typename Make>
+int ProducerThread::create_fd(const std::stop_token& stop, const char* what, Make make) {
+    std::uint64_t attempts = 0;
+    while (!stop.stop_requested()) {
+        const int fd = make();
+        if (fd >= 0) {
+            if (out_of_fds_) {
+                out_of_fds_ = false;
+                log::emit(log::Level::info, "file descriptors available again",
+                          {{"producer", config_.name}, {"retries", attempts}});
+            }
+            return fd;
+        }
+        const int err = errno;
+        if (err == EMFILE || err == ENFILE || err == ENOMEM) {
+            if (!out_of_fds_) {
+                out_of_fds_ = true;
+                fd_exhaustion.add();
+                log::emit(log::Level::warn, "out of file descriptors, backing off",
+                          {{"producer", config_.name}, {"syscall", what}, {"error", std::strerror(err)}});
+            }
+        } else {
+            errors.add();
+            log::emit(log::Level::err, "cannot create fd",
+                      {{"producer", config_.name}, {"syscall", what}, {"error", std::strerror(err)}});
+        }
+        ++attempts;
+        // Wait for one of our fds to be closed by a consumer, or a little while.
+        std::unique_lock lock(pool_mutex_);
+        waiting_ = true;
+        pool_cv_.wait_for(lock, stop, std::chrono::nanoseconds(kFdBackoffNs),
+                          [this] { return !returned_.empty(); });
+        waiting_ = false;
+    }
+    return -1;
+}
+
+void ProducerThread::run_per_event(const std::stop_token& stop) {
+    Pacer pacer(config_.rate, steady_ns());
+    const std::uint64_t value = 1;
+    while (!stop.stop_requested()) {
+        if (!pacer.flat_out() && !sleep_until(stop, pacer.next())) break;
+        const std::int64_t acquired = acquire_slot(stop);
+        if (acquired < 0) break;
+        const auto index = static_cast<std::uint32_t>(acquired);
+        const int fd = create_fd(stop, "eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); });
+        if (fd < 0) {
+            free_.push_back(index);
+            break;
+        }
+        Slot& slot = shared_.slots[index];
+        const std::uint32_t generation = slot.generation.load(std::memory_order_relaxed);
+        slot.fd.store(fd, std::memory_order_relaxed);
+        slot.value.store(value, std::memory_order_relaxed);
+        if (const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, generation)); err != 0) {
+            // ENOSPC (max_user_watches) or ENOMEM: treat like fd exhaustion and try again later.
+            ::close(fd);
+            slot.fd.store(-1, std::memory_order_relaxed);
+            free_.push_back(index);
+            errors.add();
+            log::emit(log::Level::warn, "epoll_ctl ADD failed",
+                      {{"producer", config_.name}, {"error", std::strerror(err)}});
+            sleep_until(stop, steady_ns() + kFdBackoffNs);
+            continue;
+        }
+        // Count before the write: a consumer may read and count the value before write() returns,
+        // and written must never trail read.
+        fired.add();
+        value_written.add(value);
+        slot.stamp.store(steady_ns(), std::memory_order_relaxed);
+        // A fresh counter is 0, so this write cannot meet a full counter; an error here is
+        // unexpected and leaves the fd registered and unfired, so retire it ourselves.
+        if (::write(fd, &value, sizeof value) != static_cast<ssize_t>(sizeof value)) {
+            const int err = errno;
+            fired.sub(1);
+            value_written.sub(value);
+            errors.add();
+            log::emit(log::Level::err, "eventfd write failed",
+                      {{"producer", config_.name}, {"fd", fd}, {"error", std::strerror(err)}});
+            (void)shared_.epoll.remove(fd);
+            ::close(fd);
+            slot.fd.store(-1, std::memory_order_relaxed);
+            slot.generation.store(generation + 1, std::memory_order_release);
+            free_.push_back(index);
+        }
+    }
+    wait_for_outstanding();
+}
+
+void ProducerThread::wait_for_outstanding() {
+    // Every fd this thread fired is consumed and closed by a consumer; wait for the last one so
+    // that a joined producer means a drained producer.
+    const auto deadline = std::chrono::steady_clock::time_point(
+        std::chrono::nanoseconds(shared_.drain_deadline_ns.load(std::memory_order_acquire)));
+    std::unique_lock lock(pool_mutex_);
+    waiting_ = true;
+    pool_cv_.wait_until(lock, deadline, [this] { return free_.size() + returned_.size() == slot_count_; });
+    waiting_ = false;
+}
+
+std::uint64_t ProducerThread::abandon_leftovers() {
+    std::uint64_t closed = 0;
+    for (std::uint32_t i = 0; i < slot_count_; ++i) {
+        Slot& slot = shared_.slots[first_slot_ + i];
+        const int fd = slot.fd.exchange(-1, std::memory_order_acq_rel);
+        if (fd < 0) continue;
+        (void)shared_.epoll.remove(fd);
+        ::close(fd);
+        ++closed;
+    }
+    return closed;
+}
+
+void ProducerThread::run_persistent(const std::stop_token& stop) {
+    Slot& slot = shared_.slots[first_slot_];
+    const std::uint32_t index = first_slot_;
+    const int fd = create_fd(stop, "eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); });
+    if (fd >= 0) {
+        slot.fd.store(fd, std::memory_order_relaxed);
+        if (const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, 0)); err != 0) {
+            slot.fd.store(-1, std::memory_order_relaxed);
+            ::close(fd);
+            shared_.count_started();
+            throw std::system_error(err, std::generic_category(), "epoll_ctl ADD");
+        }
+    }
+    shared_.count_started();
+    if (fd < 0) return;
+
+    Pacer pacer(config_.rate, steady_ns());
+    const std::uint64_t value = 1;
+    while (!stop.stop_requested()) {
+        if (!pacer.flat_out() && !sleep_until(stop, pacer.next())) break;
+        // Stamp the oldest unread fire only; a consumer takes the stamp after its read.
+        const std::int64_t now = steady_ns();
+        std::int64_t expected = 0;
+        slot.stamp.compare_exchange_strong(expected, now, std::memory_order_relaxed);
+        fired.add();
+        value_written.add(value);
+        while (::write(fd, &value, sizeof value) != static_cast<ssize_t>(sizeof value)) {
+            const int err = errno;
+            if (err != EAGAIN) {
+                fired.sub(1);
+                value_written.sub(value);
+                errors.add();
+                log::emit(log::Level::err, "eventfd write failed",
+                          {{"producer", config_.name}, {"fd", fd}, {"error", std::strerror(err)}});
+                break;
+            }
+            // The counter is full: the value was not added. Wait for a consumer to drain it.
+            write_retries.add();
+            if (!sleep_until(stop, steady_ns() + 100'000)) {
+                fired.sub(1);
+                value_written.sub(value);
+                break;
+            }
+        }
+    }
+    retire(slot);
+}
+
+void ProducerThread::run_timers(const std::stop_token& stop) {
+    std::uint32_t armed = 0;
+    for (std::uint32_t i = 0; i < slot_count_ && !stop.stop_requested(); ++i) {
+        const std::uint32_t index = first_slot_ + i;
+        Slot& slot = shared_.slots[index];
+        const clockid_t clock = config_.clock;
+        const int fd = create_fd(stop, "timerfd_create", [clock] { return ::timerfd_create(clock, TFD_CLOEXEC | TFD_NONBLOCK); });
+        if (fd < 0) break;
+        // Absolute expiry times: the consumer knows exactly which tick each read starts at.
+        const std::int64_t first_due = clock_ns(clock) + config_.initial.count();
+        slot.fd.store(fd, std::memory_order_relaxed);
+        slot.stamp.store(first_due, std::memory_order_relaxed);
+        slot.ticks.store(0, std::memory_order_relaxed);
+        if (const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, 0)); err != 0) {
+            slot.fd.store(-1, std::memory_order_relaxed);
+            ::close(fd);
+            errors.add();
+            log::emit(log::Level::err, "epoll_ctl ADD failed", {{"producer", config_.name}, {"error", std::strerror(err)}});
+            continue;
+        }
+        itimerspec spec{};
+        spec.it_value = to_timespec(first_due);
+        spec.it_interval = to_timespec(config_.interval.count());
+        if (::timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, nullptr) != 0) {
+            errors.add();
+            log::emit(log::Level::err, "timerfd_settime failed", {{"producer", config_.name}, {"error", std::strerror(errno)}});
+            continue;
+        }
+        ++armed;
+    }
+    shared_.count_started();
+    if (armed > 0) log::emit(log::Level::debug, "timers armed", {{"producer", config_.name}, {"timers", armed}});
+    // The kernel keeps the period; this thread only waits to retire its timers.
+    {
+        std::unique_lock lock(pool_mutex_);
+        pool_cv_.wait(lock, stop, [] { return false; });
+    }
+    for (std::uint32_t i = 0; i < slot_count_; ++i) retire(shared_.slots[first_slot_ + i]);
+}
+
+void ProducerThread::retire(Slot& slot) {
+    std::lock_guard lock(slot.mutex);
+    const int fd = slot.fd.exchange(-1, std::memory_order_relaxed);
+    if (fd < 0) return;
+    (void)shared_.epoll.remove(fd);
+    // A consumer that already holds an event for this slot sees a new generation and skips it.
+    slot.generation.store(slot.generation.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    std::uint64_t count = 0;
+    if (::read(fd, &count, sizeof count) == static_cast<ssize_t>(sizeof count)) {
+        if (slot.mode == SlotMode::timer) {
+            expirations_drained.add(count);
+            if (count > 1) overruns_drained.add(count - 1);
+        } else {
+            value_drained.add(count);
+        }
+    }
+    ::close(fd);
+}
+
+}  // namespace evfly::detail
