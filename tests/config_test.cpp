@@ -1,0 +1,213 @@
+#include "evfly/config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+using evfly::Config;
+using evfly::ConfigError;
+using evfly::parse_config;
+
+namespace {
+
+// Parses `text` expecting failure; returns the issues.
+std::vector<evfly::ConfigIssue> issues_of(const std::string& text) {
+    try {
+        parse_config(text, "test.toml");
+    } catch (const ConfigError& e) {
+        return e.issues();
+    }
+    ADD_FAILURE() << "accepted:\n" << text;
+    return {};
+}
+
+void expect_one(const std::string& text, std::uint32_t line, const std::string& key,
+                const std::string& fragment) {
+    const auto issues = issues_of(text);
+    ASSERT_EQ(issues.size(), 1u) << (issues.empty() ? "" : issues[0].to_string());
+    const auto& issue = issues[0];
+    EXPECT_EQ(issue.file, "test.toml");
+    EXPECT_EQ(issue.line, line) << issue.to_string();
+    EXPECT_EQ(issue.key, key) << issue.to_string();
+    EXPECT_NE(issue.message.find(fragment), std::string::npos) << issue.to_string();
+    const std::string text_form = issue.to_string();
+    EXPECT_EQ(text_form.rfind("test.toml:" + std::to_string(line) + ": key '" + key + "'", 0), 0u) << text_form;
+}
+
+const std::string kProducer = "[[producer]]\nname = \"p\"\nkind = \"eventfd\"\n";
+const std::string kTimer = "[[producer]]\nname = \"t\"\nkind = \"timerfd\"\n";
+
+}  // namespace
+
+TEST(Config, EmbeddedDefaultIsTheClassicDemo) {
+    const Config c = parse_config(evfly::embedded_default_config(), evfly::kEmbeddedName);
+    EXPECT_EQ(c.daemon.consumers, 4u);
+    ASSERT_EQ(c.producers.size(), 2u);
+    EXPECT_EQ(c.producers[0].kind, evfly::ProducerKind::eventfd);
+    EXPECT_EQ(c.producers[0].threads, 2u);
+    EXPECT_EQ(c.producers[0].rate, 1u);
+    EXPECT_EQ(c.producers[0].fd_mode, evfly::FdMode::per_event);
+    EXPECT_EQ(c.producers[1].kind, evfly::ProducerKind::timerfd);
+    EXPECT_EQ(c.producers[1].threads, 2u);
+    EXPECT_EQ(c.producers[1].initial, std::chrono::seconds(1));
+    EXPECT_EQ(c.producers[1].interval, std::chrono::seconds(3));
+}
+
+TEST(Config, ShippedAnnotatedConfigMatchesTheEmbeddedDefault) {
+    const Config shipped = evfly::load_config(EVFLY_SOURCE_DIR "/config/evfly.toml");
+    const Config embedded = parse_config(evfly::embedded_default_config(), evfly::kEmbeddedName);
+    EXPECT_EQ(evfly::to_toml(shipped), evfly::to_toml(embedded));
+}
+
+TEST(Config, EmptyFileMeansAllDefaultsAndNoProducers) {
+    const Config c = parse_config("", "empty.toml");
+    EXPECT_EQ(c.daemon.consumers, 4u);
+    EXPECT_EQ(c.daemon.max_events, 64u);
+    EXPECT_EQ(c.daemon.stats_interval, std::chrono::seconds(10));
+    EXPECT_TRUE(c.producers.empty());
+}
+
+TEST(Config, PrintedConfigParsesBackToTheSameConfig) {
+    const Config c = parse_config(evfly::embedded_default_config() +
+                                      "[[producer]]\nname = \"x\"\nkind = \"eventfd\"\nfd_mode = \"persistent\"\n"
+                                      "rate = 0\nwork = \"1500us\"\n",
+                                  "a.toml");
+    const std::string printed = evfly::to_toml(c);
+    const Config again = parse_config(printed, "printed.toml");
+    EXPECT_EQ(evfly::to_toml(again), printed);
+    ASSERT_EQ(again.producers.size(), 3u);
+    EXPECT_EQ(again.producers[2].work, std::chrono::microseconds(1500));
+    EXPECT_EQ(again.producers[2].fd_mode, evfly::FdMode::persistent);
+}
+
+TEST(ConfigErrors, SyntaxErrorNamesTheLine) {
+    const auto issues = issues_of("[daemon]\nconsumers = 4\nmax_events = = 3\n");
+    ASSERT_EQ(issues.size(), 1u);
+    EXPECT_EQ(issues[0].line, 3u) << issues[0].to_string();
+    EXPECT_NE(issues[0].message.find("syntax"), std::string::npos);
+}
+
+TEST(ConfigErrors, DuplicateKeyIsRefused) {
+    const auto issues = issues_of("[daemon]\nconsumers = 4\nconsumers = 5\n");
+    ASSERT_EQ(issues.size(), 1u);
+    EXPECT_NE(issues[0].to_string().find("test.toml"), std::string::npos);
+}
+
+TEST(ConfigErrors, UnknownKey) { expect_one("[daemon]\nconsumer = 4\n", 2, "daemon.consumer", "unknown key"); }
+
+TEST(ConfigErrors, UnknownTable) { expect_one("[deamon]\nconsumers = 4\n", 1, "deamon", "unknown key"); }
+
+TEST(ConfigErrors, WrongType) {
+    expect_one("[daemon]\nconsumers = \"4\"\n", 2, "daemon.consumers", "expected an integer, got a string");
+    expect_one("daemon = 3\n", 1, "daemon", "expected a table");
+    expect_one("[log]\nlevel = 3\n", 2, "log.level", "expected a string");
+}
+
+TEST(ConfigErrors, OutOfRange) {
+    expect_one("[daemon]\nconsumers = 0\n", 2, "daemon.consumers", "between 1 and 1024");
+    expect_one("[daemon]\nconsumers = 1025\n", 2, "daemon.consumers", "got 1025");
+    expect_one(kProducer + "threads = -1\n", 4, "producer[0].threads", "between 1 and 1024");
+}
+
+TEST(ConfigErrors, SixtyFourBitValuesAreNotTruncated) {
+    // 2^32 + 4 would wrap to 4 in a 32-bit field.
+    expect_one("[daemon]\nconsumers = 4294967300\n", 2, "daemon.consumers", "got 4294967300");
+    expect_one(kProducer + "rate = 9223372036854775807\n", 4, "producer[0].rate", "between 0 and");
+    const auto issues = issues_of("[daemon]\nconsumers = 9223372036854775808\n");  // over int64
+    ASSERT_FALSE(issues.empty());
+    EXPECT_EQ(issues[0].line, 2u);
+}
+
+TEST(ConfigErrors, BadDuration) {
+    expect_one("[daemon]\nstats_interval = \"10\"\n", 2, "daemon.stats_interval", "missing unit");
+    expect_one("[daemon]\nshutdown_timeout = \"5 sec\"\n", 2, "daemon.shutdown_timeout", "bad duration");
+    expect_one("[daemon]\nshutdown_timeout = \"0s\"\n", 2, "daemon.shutdown_timeout", "between 1ms and 1h");
+    expect_one(kTimer + "initial = \"0s\"\n", 4, "producer[0].initial", "between 1ns");
+    expect_one("[daemon]\nstats_interval = 10\n", 2, "daemon.stats_interval", "expected a string");
+}
+
+TEST(ConfigErrors, BadEnumValue) {
+    expect_one("[log]\nlevel = \"verbose\"\n", 2, "log.level", "trace|debug|info");
+    expect_one("[log]\nformat = \"xml\"\n", 2, "log.format", "json|text");
+    expect_one(kProducer + "fd_mode = \"pooled\"\n", 4, "producer[0].fd_mode", "per-event|persistent");
+    expect_one(kTimer + "clock = \"tai\"\n", 4, "producer[0].clock", "monotonic|realtime|boottime");
+    expect_one("[[producer]]\nname = \"p\"\nkind = \"pipe\"\n", 3, "producer[0].kind", "eventfd|timerfd");
+}
+
+TEST(ConfigErrors, KeyOfTheOtherProducerKind) {
+    expect_one(kTimer + "rate = 5\n", 4, "producer[0].rate", "belongs to eventfd producers");
+    expect_one(kProducer + "interval = \"1s\"\n", 4, "producer[0].interval", "belongs to timerfd producers");
+}
+
+TEST(ConfigErrors, DuplicateProducerNames) {
+    expect_one(kProducer + kProducer, 5, "producer[1].name", "duplicate producer name \"p\" (first used on line 1)");
+}
+
+TEST(ConfigErrors, MissingOrBadName) {
+    expect_one("[[producer]]\nkind = \"eventfd\"\n", 1, "producer[0].name", "missing");
+    expect_one("[[producer]]\nname = \"a b\"\nkind = \"eventfd\"\n", 2, "producer[0].name", "A-Z a-z 0-9");
+}
+
+TEST(ConfigErrors, FileSinkNeedsAPath) {
+    expect_one("[log]\nsink = \"file\"\n", 2, "log.file", "needs a non-empty log.file");
+}
+
+TEST(ConfigErrors, EveryErrorIsReportedNotOnlyTheFirst) {
+    const auto issues = issues_of("[daemon]\nconsumers = 0\nmax_events = \"x\"\nbogus = 1\n[log]\nlevel = \"loud\"\n" + kTimer + "rate = 1\n");
+    ASSERT_EQ(issues.size(), 5u);
+    std::vector<std::uint32_t> lines;
+    for (const auto& i : issues) lines.push_back(i.line);
+    EXPECT_EQ(lines, (std::vector<std::uint32_t>{2, 3, 4, 6, 10}));
+}
+
+class ConfigFiles : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/evfly-config-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+    std::string message_for(const std::string& path) {
+        try {
+            evfly::load_config(path);
+        } catch (const ConfigError& e) {
+            return e.what();
+        }
+        return "accepted";
+    }
+    std::string dir_;
+};
+
+TEST_F(ConfigFiles, MissingFile) {
+    EXPECT_EQ(message_for(dir_ + "/nope.toml"), dir_ + "/nope.toml: cannot open: No such file or directory");
+}
+
+TEST_F(ConfigFiles, DirectoryIsRefused) {
+    EXPECT_EQ(message_for(dir_), dir_ + ": is a directory, not a file");
+}
+
+TEST_F(ConfigFiles, FifoIsRefusedWithoutBlocking) {
+    const std::string fifo = dir_ + "/fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(message_for(fifo), fifo + ": is not a regular file");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+}
+
+TEST_F(ConfigFiles, OversizedFileIsRefused) {
+    const std::string big = dir_ + "/big.toml";
+    std::ofstream(big) << std::string(evfly::kMaxConfigBytes + 1, '#');
+    EXPECT_NE(message_for(big).find("a config may be at most"), std::string::npos);
+}
+
+TEST_F(ConfigFiles, ErrorsNameTheFilePath) {
+    const std::string path = dir_ + "/bad.toml";
+    std::ofstream(path) << "[daemon]\nconsumers = 0\n";
+    EXPECT_EQ(message_for(path), path + ":2: key 'daemon.consumers': must be between 1 and 1024 (got 0)");
+}

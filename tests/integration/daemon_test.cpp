@@ -1,0 +1,370 @@
+// End-to-end runs of the real evflyd binary, read back through its summary and its logs.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "process.h"
+
+using namespace std::chrono_literals;
+using evfly::test::Process;
+using evfly::test::run_evflyd;
+using evfly::test::SpawnOptions;
+using evfly::test::TempDir;
+using nlohmann::json;
+
+namespace {
+
+json summary_of(const std::string& path) { return json::parse(evfly::test::read_file(path)); }
+
+json producer(const json& summary, const std::string& name) {
+    for (const auto& p : summary["producers"]) {
+        if (p["name"] == name) return p;
+    }
+    ADD_FAILURE() << "no producer " << name;
+    return {};
+}
+
+void expect_clean(const json& s) {
+    EXPECT_EQ(s["totals"]["lost"], 0);
+    EXPECT_EQ(s["totals"]["value_written"], s["totals"]["value_read"]);
+    EXPECT_EQ(s["totals"]["consumer_errors"], 0);
+    EXPECT_EQ(s["drained"], true);
+    EXPECT_EQ(s["resources"]["fds_at_exit"], s["resources"]["fds_at_start"]);
+}
+
+const char* kFlatOutPersistent = R"(
+[daemon]
+consumers = 2
+stats_interval = "0s"
+[log]
+sink = "stderr"
+[[producer]]
+name = "flood"
+kind = "eventfd"
+threads = 2
+rate = 0
+fd_mode = "persistent"
+)";
+
+const char* kFlatOutPerEvent = R"(
+[daemon]
+consumers = 2
+stats_interval = "0s"
+[log]
+sink = "stderr"
+[[producer]]
+name = "burst"
+kind = "eventfd"
+threads = 2
+rate = 0
+fd_mode = "per-event"
+)";
+
+}  // namespace
+
+TEST(Daemon, ClassicDemoRunsOnTheEmbeddedDefault) {
+    TempDir dir;
+    const std::string summary = dir.path() + "/summary.json";
+    // Without -c and without /etc/evfly/evfly.toml... unless the host has one installed.
+    if (access("/etc/evfly/evfly.toml", F_OK) == 0) GTEST_SKIP() << "/etc/evfly/evfly.toml exists";
+    const auto r = run_evflyd({"--run-for", "5500ms", "--summary", summary});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json s = summary_of(summary);
+    expect_clean(s);
+    EXPECT_EQ(s["consumers"], 4);
+    // Two threads at 1/s from t=0: fires at 0..5 s, six each.
+    EXPECT_EQ(producer(s, "notify")["fired"], 12);
+    EXPECT_EQ(producer(s, "notify")["value_read"], 12);
+    // Two timers due at 1 s and 4 s.
+    EXPECT_EQ(producer(s, "tick")["expirations"], 4);
+    EXPECT_EQ(producer(s, "tick")["overruns"], 0);
+    EXPECT_EQ(s["latency_ns"]["eventfd"]["count"], 12);
+    EXPECT_EQ(s["latency_ns"]["timerfd"]["count"], 4);
+    EXPECT_NEAR(s["elapsed_s"].get<double>(), 5.5, 0.5);
+    for (const char* key : {"cpu_user_s", "cpu_sys_s", "max_rss_kib", "voluntary_ctx_switches", "involuntary_ctx_switches"}) {
+        EXPECT_TRUE(s["resources"].contains(key)) << key;
+    }
+}
+
+TEST(Daemon, FlatOutPersistentLosesNothingAndLeaksNoFd) {
+    TempDir dir;
+    const auto config = dir.write("p.toml", kFlatOutPersistent);
+    const std::string summary = dir.path() + "/summary.json";
+    const auto r = run_evflyd({"-c", config, "--run-for", "1500ms", "--summary", summary});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json s = summary_of(summary);
+    expect_clean(s);
+    EXPECT_GT(s["totals"]["value_read"].get<long>(), 10'000);
+    EXPECT_EQ(s["totals"]["fired"], s["totals"]["value_written"]);
+}
+
+TEST(Daemon, FlatOutPerEventConsumesEveryFdOnce) {
+    TempDir dir;
+    const auto config = dir.write("e.toml", kFlatOutPerEvent);
+    const std::string summary = dir.path() + "/summary.json";
+    const auto r = run_evflyd({"-c", config, "--run-for", "1500ms", "--summary", summary});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json s = summary_of(summary);
+    expect_clean(s);
+    EXPECT_GT(s["totals"]["fired"].get<long>(), 1'000);
+    EXPECT_EQ(s["totals"]["events_dispatched"], s["totals"]["fired"]);
+    EXPECT_EQ(s["totals"]["stale_events"], 0);
+    EXPECT_EQ(s["latency_ns"]["eventfd"]["count"], s["totals"]["fired"]);
+}
+
+TEST(Daemon, MixedLoadWithMoreConsumersThanCores) {
+    TempDir dir;
+    const auto config = dir.write("mixed.toml", R"(
+[daemon]
+consumers = 8
+max_events = 16
+stats_interval = "0s"
+[log]
+sink = "stderr"
+[[producer]]
+name = "burst"
+kind = "eventfd"
+threads = 2
+rate = 0
+max_in_flight = 128
+work = "2us"
+[[producer]]
+name = "steady"
+kind = "eventfd"
+fd_mode = "persistent"
+rate = 20000
+[[producer]]
+name = "tick"
+kind = "timerfd"
+threads = 2
+timers = 4
+initial = "2ms"
+interval = "2ms"
+)");
+    const std::string summary = dir.path() + "/summary.json";
+    const auto r = run_evflyd({"-c", config, "--run-for", "1500ms", "--summary", summary});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json s = summary_of(summary);
+    expect_clean(s);
+    EXPECT_EQ(s["consumers"], 8);
+    EXPECT_GT(producer(s, "burst")["fired"].get<long>(), 0);
+    EXPECT_GT(producer(s, "steady")["fired"].get<long>(), 1000);
+    EXPECT_GT(producer(s, "tick")["expirations"].get<long>(), 1000);
+}
+
+class SignalUnderLoad : public ::testing::TestWithParam<int> {};
+
+TEST_P(SignalUnderLoad, DrainsAndExitsZero) {
+    TempDir dir;
+    const auto config = dir.write("load.toml", std::string(kFlatOutPerEvent) + R"(
+[[producer]]
+name = "flood"
+kind = "eventfd"
+rate = 0
+fd_mode = "persistent"
+[[producer]]
+name = "tick"
+kind = "timerfd"
+initial = "1ms"
+interval = "1ms"
+)");
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", config, "--summary", summary});
+    std::this_thread::sleep_for(1s);
+    p.signal(GetParam());
+    const auto code = p.wait(30s);
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 0) << p.err();
+    const json s = summary_of(summary);
+    expect_clean(s);
+    EXPECT_GT(s["totals"]["fired"].get<long>(), 100);
+    EXPECT_NE(p.err().find(GetParam() == SIGTERM ? "SIGTERM" : "SIGINT"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(TermAndInt, SignalUnderLoad, ::testing::Values(SIGTERM, SIGINT));
+
+TEST(Daemon, SighupDoesNotStopIt) {
+    TempDir dir;
+    const auto config = dir.write("idle.toml", "[log]\nsink = \"stderr\"\n");
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", config, "--summary", summary});
+    std::this_thread::sleep_for(300ms);
+    p.signal(SIGHUP);
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(p.wait(1ms).has_value());
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(10s), 0);
+    EXPECT_NE(p.err().find("SIGHUP"), std::string::npos);
+}
+
+TEST(Daemon, IdleConsumersNeverWake) {
+    TempDir dir;
+    const auto config = dir.write("idle.toml", R"(
+[daemon]
+consumers = 16
+stats_interval = "0s"
+[log]
+sink = "stderr"
+[[producer]]
+name = "later"
+kind = "timerfd"
+initial = "1h"
+)");
+    Process p({"-c", config});
+    // Wait for every consumer to be up and parked in epoll_wait.
+    for (int i = 0; i < 200 && evfly::test::thread_count(p.pid(), "consumer-") < 16; ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(evfly::test::thread_count(p.pid(), "consumer-"), 16);
+    std::this_thread::sleep_for(200ms);
+    const long long consumers_before = evfly::test::thread_ctx_switches(p.pid(), "consumer-");
+    const long long supervisor_before = evfly::test::thread_ctx_switches(p.pid(), "supervisor");
+    std::this_thread::sleep_for(2s);
+    // Idle cost does not grow with run time: not one context switch in two seconds.
+    EXPECT_EQ(evfly::test::thread_ctx_switches(p.pid(), "consumer-"), consumers_before);
+    EXPECT_EQ(evfly::test::thread_ctx_switches(p.pid(), "supervisor"), supervisor_before);
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(10s), 0);
+}
+
+TEST(Daemon, SixtyFourFdLimitUnderPerEventLoad) {
+    TempDir dir;
+    const auto config = dir.write("e.toml", R"(
+[daemon]
+consumers = 2
+stats_interval = "0s"
+[log]
+sink = "stderr"
+[[producer]]
+name = "burst"
+kind = "eventfd"
+threads = 2
+rate = 0
+max_in_flight = 1024
+)");
+    const std::string summary = dir.path() + "/summary.json";
+    SpawnOptions options;
+    options.nofile = 64;
+    const auto r = run_evflyd({"-c", config, "--run-for", "1500ms", "--summary", summary}, options);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json s = summary_of(summary);
+    expect_clean(s);
+    EXPECT_GT(s["totals"]["fired"].get<long>(), 100);
+    // It did run out, backed off, and recovered.
+    EXPECT_GT(producer(s, "burst")["fd_exhaustion"].get<long>(), 0);
+    EXPECT_NE(r.err.find("out of file descriptors"), std::string::npos);
+}
+
+TEST(Daemon, EveryDebugLogLineIsValidJson) {
+    TempDir dir;
+    const auto config = dir.write("dbg.toml", R"(
+[daemon]
+consumers = 2
+stats_interval = "200ms"
+[log]
+level = "debug"
+sink = "stderr"
+[[producer]]
+name = "n"
+kind = "eventfd"
+threads = 2
+rate = 50
+[[producer]]
+name = "t"
+kind = "timerfd"
+initial = "10ms"
+interval = "50ms"
+)");
+    const auto r = run_evflyd({"-c", config, "--run-for", "1s"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    int events = 0;
+    int stats = 0;
+    for (const auto& line : evfly::test::lines(r.err)) {
+        json j;
+        ASSERT_NO_THROW(j = json::parse(line)) << line;
+        for (const char* key : {"ts", "level", "thread", "msg"}) ASSERT_TRUE(j.contains(key)) << line;
+        if (j["msg"] == "event") {
+            ++events;
+            EXPECT_EQ(j["level"], "debug");
+            EXPECT_EQ(j["thread"].get<std::string>().rfind("consumer-", 0), 0u) << line;
+            for (const char* key : {"consumer", "producer", "fd", "value", "latency_us"}) EXPECT_TRUE(j.contains(key)) << line;
+        }
+        if (j["msg"] == "stats") {
+            ++stats;
+            for (const char* key : {"events_per_s", "eventfd_p99_us", "timerfd_p99_us", "log_dropped", "in_flight"}) EXPECT_TRUE(j.contains(key)) << line;
+        }
+    }
+    EXPECT_GT(events, 60);  // ~100 eventfd + ~20 timer events
+    EXPECT_GE(stats, 3);
+}
+
+TEST(Daemon, InfoLevelHasNoPerEventLinesAndTextFormatWorks) {
+    TempDir dir;
+    const auto config = dir.write("i.toml", "[log]\nsink = \"stderr\"\n[[producer]]\nname = \"n\"\nkind = \"eventfd\"\nrate = 100\n");
+    const auto r = run_evflyd({"-c", config, "--run-for", "500ms", "--log-format", "text"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err.find("msg\":\"event"), std::string::npos);
+    EXPECT_EQ(r.err.find("] event "), std::string::npos);
+    EXPECT_NE(r.err.find(" info [supervisor] started "), std::string::npos) << r.err;
+}
+
+TEST(Daemon, SummaryToStdoutHasTheContractKeys) {
+    const auto r = run_evflyd({"--run-for", "200ms", "--summary", "-"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json s = json::parse(r.out);
+    for (const char* key : {"evfly_version", "elapsed_s", "consumers", "producers", "totals", "latency_ns", "resources"}) EXPECT_TRUE(s.contains(key)) << key;
+    for (const char* key : {"fired", "value_written", "value_read", "lost", "events_dispatched", "epoll_wakeups"}) EXPECT_TRUE(s["totals"].contains(key)) << key;
+    for (const char* key : {"count", "p50", "p90", "p99", "p999", "max"}) EXPECT_TRUE(s["latency_ns"]["timerfd"].contains(key)) << key;
+    for (const char* key : {"name", "kind", "threads", "fired", "value_written", "value_read", "expirations", "overruns"}) EXPECT_TRUE(s["producers"][0].contains(key)) << key;
+}
+
+TEST(Daemon, ThreadsCarryTheirNames) {
+    TempDir dir;
+    const auto config = dir.write("n.toml", "[daemon]\nconsumers = 3\n[log]\nsink = \"stderr\"\n[[producer]]\nname = \"notify\"\nkind = \"eventfd\"\nthreads = 2\n");
+    Process p({"-c", config});
+    for (int i = 0; i < 200 && evfly::test::thread_count(p.pid(), "consumer-") < 3; ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(evfly::test::thread_count(p.pid(), "consumer-"), 3);
+    EXPECT_EQ(evfly::test::thread_count(p.pid(), "producer-notif"), 2);  // 15 bytes of "producer-notify-0"
+    EXPECT_EQ(evfly::test::thread_count(p.pid(), "supervisor"), 1);
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(10s), 0);
+}
+
+// sd_notify without systemd: a datagram socket of ours stands in for PID 1.
+TEST(Daemon, NotifiesReadyWatchdogAndStopping) {
+    TempDir dir;
+    const std::string socket_path = dir.path() + "/notify.sock";
+    const int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(sock, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
+    ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    timeval tv{0, 200'000};
+    ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+
+    SpawnOptions options;
+    options.env = {"NOTIFY_SOCKET=" + socket_path, "WATCHDOG_USEC=200000"};
+    Process p({"--run-for", "1s"}, options);
+    std::string received;
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (std::chrono::steady_clock::now() < deadline && received.find("STOPPING=1") == std::string::npos) {
+        char buf[512];
+        const ssize_t n = ::recv(sock, buf, sizeof buf, 0);
+        if (n > 0) received += std::string(buf, static_cast<std::size_t>(n)) + "\n";
+    }
+    ::close(sock);
+    EXPECT_EQ(p.wait(10s), 0);
+    const auto ready = received.find("READY=1");
+    const auto watchdog = received.find("WATCHDOG=1");
+    const auto stopping = received.find("STOPPING=1");
+    ASSERT_NE(ready, std::string::npos) << received;
+    ASSERT_NE(watchdog, std::string::npos) << received;
+    ASSERT_NE(stopping, std::string::npos) << received;
+    EXPECT_LT(ready, watchdog);
+    EXPECT_LT(watchdog, stopping);
+}

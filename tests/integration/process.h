@@ -1,0 +1,66 @@
+// Test support: start the real evflyd binary, capture what it prints, signal it, wait for it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace evfly::test {
+
+struct SpawnOptions {
+    std::vector<std::string> env;          // extra NAME=value entries
+    std::optional<unsigned long> nofile;   // RLIMIT_NOFILE (soft and hard) for the child
+    bool clear_notify_env = true;          // drop NOTIFY_SOCKET/WATCHDOG_* inherited from us
+};
+
+class Process {
+public:
+    Process(const std::vector<std::string>& args, const SpawnOptions& options = {});
+    ~Process();
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+
+    [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+    void signal(int sig) const;
+    // Waits for exit; returns the exit code, 128+signal if killed, or nullopt on timeout.
+    std::optional<int> wait(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+    [[nodiscard]] std::string out() const;  // stdout so far
+    [[nodiscard]] std::string err() const;  // stderr so far
+
+private:
+    pid_t pid_ = -1;
+    bool reaped_ = false;
+    std::string dir_;
+};
+
+// Runs evflyd with `args` to completion.
+struct Result {
+    int code = -1;
+    std::string out;
+    std::string err;
+};
+Result run_evflyd(const std::vector<std::string>& args, const SpawnOptions& options = {},
+                  std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// A temporary directory removed with its contents at destruction.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    [[nodiscard]] const std::string& path() const noexcept { return path_; }
+    std::string write(const std::string& name, const std::string& text) const;
+
+private:
+    std::string path_;
+};
+
+std::string read_file(const std::string& path);
+std::vector<std::string> lines(const std::string& text);
+// Sum of voluntary context switches of the threads of `pid` whose name starts with `prefix`.
+long long thread_ctx_switches(pid_t pid, const std::string& prefix);
+int thread_count(pid_t pid, const std::string& prefix);
+
+}  // namespace evfly::test
