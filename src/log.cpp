@@ -346,8 +346,10 @@ void setup(const Settings& settings) {
 
 void shutdown() {
     if (g_logger) g_logger->flush();
-    g_logger.reset();
+    // Join the logger thread first (dropping the thread pool does), so that the last reference
+    // to the logger is released here, after everything queued has been written.
     spdlog::shutdown();
+    g_logger.reset();
 }
 
 void emit(Level level, std::string_view msg, std::initializer_list<Field> fields) {

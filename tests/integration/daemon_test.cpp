@@ -326,7 +326,8 @@ TEST(Daemon, ThreadsCarryTheirNames) {
     TempDir dir;
     const auto config = dir.write("n.toml", "[daemon]\nconsumers = 3\n[log]\nsink = \"stderr\"\n[[producer]]\nname = \"notify\"\nkind = \"eventfd\"\nthreads = 2\n");
     Process p({"-c", config});
-    for (int i = 0; i < 200 && evfly::test::thread_count(p.pid(), "consumer-") < 3; ++i) std::this_thread::sleep_for(10ms);
+    // "started" is logged once every thread runs.
+    for (int i = 0; i < 1000 && p.err().find("\"started\"") == std::string::npos; ++i) std::this_thread::sleep_for(10ms);
     EXPECT_EQ(evfly::test::thread_count(p.pid(), "consumer-"), 3);
     EXPECT_EQ(evfly::test::thread_count(p.pid(), "producer-notif"), 2);  // 15 bytes of "producer-notify-0"
     EXPECT_EQ(evfly::test::thread_count(p.pid(), "supervisor"), 1);
