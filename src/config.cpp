@@ -29,22 +29,30 @@ const std::set<std::string> kLogKeys{"level", "format", "sink", "file"};
 const std::set<std::string> kCommonProducerKeys{"name", "kind", "threads", "work"};
 const std::set<std::string> kEventfdKeys{"rate", "fd_mode", "max_in_flight"};
 const std::set<std::string> kTimerfdKeys{"timers", "initial", "interval", "clock"};
-const std::vector<std::string> kLevels{"trace", "debug", "info",    "warn",
+const std::vector<std::string> kLevels{"trace", "debug",    "info", "warn",
                                        "error", "critical", "off"};
 
 const char* type_name(toml::value_t t) {
     switch (t) {
-        case toml::value_t::boolean: return "a boolean";
-        case toml::value_t::integer: return "an integer";
-        case toml::value_t::floating: return "a float";
-        case toml::value_t::string: return "a string";
+        case toml::value_t::boolean:
+            return "a boolean";
+        case toml::value_t::integer:
+            return "an integer";
+        case toml::value_t::floating:
+            return "a float";
+        case toml::value_t::string:
+            return "a string";
         case toml::value_t::offset_datetime:
         case toml::value_t::local_datetime:
         case toml::value_t::local_date:
-        case toml::value_t::local_time: return "a date/time";
-        case toml::value_t::array: return "an array";
-        case toml::value_t::table: return "a table";
-        default: return "nothing";
+        case toml::value_t::local_time:
+            return "a date/time";
+        case toml::value_t::array:
+            return "an array";
+        case toml::value_t::table:
+            return "a table";
+        default:
+            return "nothing";
     }
 }
 
@@ -56,7 +64,7 @@ std::string join(const std::vector<std::string>& items) {
 
 // Collects every problem; never throws until finish().
 class Validator {
-public:
+  public:
     explicit Validator(std::string file) : file_(std::move(file)) {}
 
     void error(std::uint32_t line, std::string key, std::string message) {
@@ -91,7 +99,8 @@ public:
         const Value* v = find(table, key);
         if (v == nullptr) return;
         if (!v->is_integer()) {
-            error(*v, prefix + key, std::string("expected an integer, got ") + type_name(v->type()));
+            error(*v, prefix + key,
+                  std::string("expected an integer, got ") + type_name(v->type()));
             return;
         }
         // toml11 stores integers as int64; range-check before narrowing so nothing wraps.
@@ -135,8 +144,8 @@ public:
         return false;
     }
 
-    void duration(const Value& table, const std::string& prefix, const std::string& key,
-                  Nanos& out, Nanos min, Nanos max) {
+    void duration(const Value& table, const std::string& prefix, const std::string& key, Nanos& out,
+                  Nanos min, Nanos max) {
         const std::string* s = string(table, prefix, key);
         if (s == nullptr) return;
         std::string why;
@@ -163,12 +172,13 @@ public:
     }
 
     std::vector<ConfigIssue> take() {
-        std::stable_sort(issues_.begin(), issues_.end(),
-                         [](const ConfigIssue& a, const ConfigIssue& b) { return a.line < b.line; });
+        std::stable_sort(
+            issues_.begin(), issues_.end(),
+            [](const ConfigIssue& a, const ConfigIssue& b) { return a.line < b.line; });
         return std::move(issues_);
     }
 
-private:
+  private:
     std::string file_;
     std::vector<ConfigIssue> issues_;
 };
@@ -181,8 +191,7 @@ bool valid_name(const std::string& name) {
     });
 }
 
-void validate_producer(Validator& check, const Value& table, std::size_t index,
-                       ProducerConfig& p) {
+void validate_producer(Validator& check, const Value& table, std::size_t index, ProducerConfig& p) {
     const std::string prefix = "producer[" + std::to_string(index) + "].";
     const auto header_line = Validator::line_of(table);
 
@@ -201,9 +210,9 @@ void validate_producer(Validator& check, const Value& table, std::size_t index,
     if (check.find(table, "kind") == nullptr) {
         check.error(header_line, prefix + "kind", "missing: must be eventfd|timerfd");
     } else {
-        kind_known = check.choice(table, prefix, "kind", p.kind,
-                                  {{"eventfd", ProducerKind::eventfd},
-                                   {"timerfd", ProducerKind::timerfd}});
+        kind_known =
+            check.choice(table, prefix, "kind", p.kind,
+                         {{"eventfd", ProducerKind::eventfd}, {"timerfd", ProducerKind::timerfd}});
     }
 
     for (const auto& [key, value] : table.as_table()) {
@@ -247,8 +256,8 @@ Config validate(const Value& root, const std::string& file) {
         check.check_keys(*daemon, "daemon.", kDaemonKeys);
         check.integer(*daemon, "daemon.", "consumers", config.daemon.consumers, 1, 1024);
         check.integer(*daemon, "daemon.", "max_events", config.daemon.max_events, 1, 4096);
-        check.duration(*daemon, "daemon.", "stats_interval", config.daemon.stats_interval,
-                       Nanos(0), std::chrono::hours(24));
+        check.duration(*daemon, "daemon.", "stats_interval", config.daemon.stats_interval, Nanos(0),
+                       std::chrono::hours(24));
         check.duration(*daemon, "daemon.", "shutdown_timeout", config.daemon.shutdown_timeout,
                        std::chrono::milliseconds(1), std::chrono::hours(1));
     }
@@ -360,7 +369,8 @@ Config load_config(const std::filesystem::path& path) {
     const std::string name = path.string();
     // O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
     Fd fd(::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    if (!fd) throw ConfigError({file_issue(name, std::string("cannot open: ") + std::strerror(errno))});
+    if (!fd)
+        throw ConfigError({file_issue(name, std::string("cannot open: ") + std::strerror(errno))});
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) {
         throw ConfigError({file_issue(name, std::string("cannot stat: ") + std::strerror(errno))});
@@ -377,19 +387,22 @@ Config load_config(const std::filesystem::path& path) {
     for (;;) {
         const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw ConfigError({file_issue(name, std::string("cannot read: ") + std::strerror(errno))});
+        if (n < 0)
+            throw ConfigError(
+                {file_issue(name, std::string("cannot read: ") + std::strerror(errno))});
         if (n == 0) break;
         text.append(buffer, static_cast<std::size_t>(n));
         if (text.size() > kMaxConfigBytes) {
-            throw ConfigError({file_issue(name, "grew past " + std::to_string(kMaxConfigBytes) +
-                                                    " bytes while being read")});
+            throw ConfigError({file_issue(
+                name, "grew past " + std::to_string(kMaxConfigBytes) + " bytes while being read")});
         }
     }
     return parse_config(text, name);
 }
 
 const std::string& embedded_default_config() {
-    static const std::string text = R"(# evfly's embedded default: the classic eventfd/timerfd + epoll demo.
+    static const std::string text =
+        R"(# evfly's embedded default: the classic eventfd/timerfd + epoll demo.
 [daemon]
 consumers = 4
 max_events = 64
@@ -430,9 +443,12 @@ const char* to_string(FdMode mode) {
 }
 const char* clock_name(clockid_t clock) {
     switch (clock) {
-        case CLOCK_REALTIME: return "realtime";
-        case CLOCK_BOOTTIME: return "boottime";
-        default: return "monotonic";
+        case CLOCK_REALTIME:
+            return "realtime";
+        case CLOCK_BOOTTIME:
+            return "boottime";
+        default:
+            return "monotonic";
     }
 }
 
@@ -445,11 +461,10 @@ std::string to_toml(const Config& config) {
         {"max_events", config.daemon.max_events},
         {"stats_interval", format_duration(config.daemon.stats_interval)},
         {"shutdown_timeout", format_duration(config.daemon.shutdown_timeout)}};
-    OrderedValue::table_type log{
-        {"level", config.log.level},
-        {"format", config.log.format == LogFormat::json ? "json" : "text"},
-        {"sink", kSinks[static_cast<int>(config.log.sink)]},
-        {"file", config.log.file}};
+    OrderedValue::table_type log{{"level", config.log.level},
+                                 {"format", config.log.format == LogFormat::json ? "json" : "text"},
+                                 {"sink", kSinks[static_cast<int>(config.log.sink)]},
+                                 {"file", config.log.file}};
     top["log"] = std::move(log);
     OrderedValue::array_type producers;
     for (const auto& p : config.producers) {

@@ -76,9 +76,15 @@ void ConsumerThread::handle(std::uint64_t token) {
     dispatched.add();
     Slot& slot = shared_.slots[index];
     switch (slot.mode) {
-        case SlotMode::per_event: handle_per_event(slot, index); break;
-        case SlotMode::persistent: handle_persistent(slot, index, token_generation(token)); break;
-        case SlotMode::timer: handle_timer(slot, index, token_generation(token)); break;
+        case SlotMode::per_event:
+            handle_per_event(slot, index);
+            break;
+        case SlotMode::persistent:
+            handle_persistent(slot, index, token_generation(token));
+            break;
+        case SlotMode::timer:
+            handle_timer(slot, index, token_generation(token));
+            break;
     }
 }
 
@@ -90,7 +96,8 @@ void ConsumerThread::spend(const ProducerConfig& producer) {
     }
 }
 
-void ConsumerThread::log_event(const Slot& slot, int fd, std::uint64_t value, std::int64_t latency_ns) {
+void ConsumerThread::log_event(const Slot& slot, int fd, std::uint64_t value,
+                               std::int64_t latency_ns) {
     if (!log::enabled(log::Level::debug)) return;
     log::emit(log::Level::debug, "event",
               {{"consumer", index_},
@@ -108,7 +115,8 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     std::uint64_t value = 0;
     if (::read(fd, &value, sizeof value) != static_cast<ssize_t>(sizeof value)) {
         errors.add();
-        log::emit(log::Level::err, "eventfd read failed", {{"fd", fd}, {"error", std::strerror(errno)}});
+        log::emit(log::Level::err, "eventfd read failed",
+                  {{"fd", fd}, {"error", std::strerror(errno)}});
         value = 0;
     }
     const std::int64_t latency = steady_ns() - slot.stamp.load(std::memory_order_relaxed);
@@ -123,7 +131,8 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     if (const int err = shared_.epoll.remove(fd); err != 0) errors.add();
     slot.fd.store(-1, std::memory_order_relaxed);
     ::close(fd);
-    slot.generation.store(slot.generation.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    slot.generation.store(slot.generation.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_release);
     slot.owner->release_slot(index);
 }
 
@@ -141,17 +150,20 @@ void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
         counters.value_read.add(value);
         counters.events.add();
         const std::int64_t latency = stamp != 0 ? steady_ns() - stamp : 0;
-        if (stamp != 0) eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
+        if (stamp != 0)
+            eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
         log_event(slot, fd, value, latency);
         spend(slot.owner->config());
     } else if (errno != EAGAIN) {
         errors.add();
-        log::emit(log::Level::err, "eventfd read failed", {{"fd", fd}, {"error", std::strerror(errno)}});
+        log::emit(log::Level::err, "eventfd read failed",
+                  {{"fd", fd}, {"error", std::strerror(errno)}});
     }
     // Re-arming re-checks readiness, so writes that landed after our read are reported again.
     if (const int err = shared_.epoll.rearm(fd, make_token(index, generation)); err != 0) {
         errors.add();
-        log::emit(log::Level::err, "epoll_ctl MOD failed", {{"fd", fd}, {"error", std::strerror(err)}});
+        log::emit(log::Level::err, "epoll_ctl MOD failed",
+                  {{"fd", fd}, {"error", std::strerror(err)}});
     }
 }
 
@@ -169,8 +181,10 @@ void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t
         // so overruns show up as lateness instead of vanishing.
         const std::int64_t due = slot.stamp.load(std::memory_order_relaxed);
         const std::int64_t lateness = clock_ns(producer.clock) - due;
-        slot.stamp.store(due + static_cast<std::int64_t>(ticks) * producer.interval.count(), std::memory_order_relaxed);
-        slot.ticks.store(slot.ticks.load(std::memory_order_relaxed) + ticks, std::memory_order_relaxed);
+        slot.stamp.store(due + static_cast<std::int64_t>(ticks) * producer.interval.count(),
+                         std::memory_order_relaxed);
+        slot.ticks.store(slot.ticks.load(std::memory_order_relaxed) + ticks,
+                         std::memory_order_relaxed);
         SpecCounters& counters = per_spec[slot.spec];
         counters.value_read.add(ticks);
         counters.events.add();
@@ -181,12 +195,14 @@ void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t
         spend(producer);
     } else if (errno != EAGAIN) {
         errors.add();
-        log::emit(log::Level::err, "timerfd read failed", {{"fd", fd}, {"error", std::strerror(errno)}});
+        log::emit(log::Level::err, "timerfd read failed",
+                  {{"fd", fd}, {"error", std::strerror(errno)}});
     }
     if (producer.interval.count() == 0) return;  // one-shot: nothing more will fire
     if (const int err = shared_.epoll.rearm(fd, make_token(index, generation)); err != 0) {
         errors.add();
-        log::emit(log::Level::err, "epoll_ctl MOD failed", {{"fd", fd}, {"error", std::strerror(err)}});
+        log::emit(log::Level::err, "epoll_ctl MOD failed",
+                  {{"fd", fd}, {"error", std::strerror(err)}});
     }
 }
 

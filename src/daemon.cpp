@@ -52,8 +52,9 @@ void drain_timer(const Fd& fd) {
 double us(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
 class StatsReporter {
-public:
-    StatsReporter(const Engine& engine, Clock::time_point start) : engine_(engine), last_time_(start) {}
+  public:
+    StatsReporter(const Engine& engine, Clock::time_point start)
+        : engine_(engine), last_time_(start) {}
 
     // Logs one stats line covering the time since the previous one; returns a one-line status.
     std::string report() {
@@ -68,13 +69,16 @@ public:
         for (std::size_t i = 0; i < current->producers.size(); ++i) {
             if (current->producers[i].kind != ProducerKind::eventfd) continue;
             eventfd_values += current->producers[i].value_read;
-            if (i < last_->producers.size()) eventfd_values_before += last_->producers[i].value_read;
+            if (i < last_->producers.size())
+                eventfd_values_before += last_->producers[i].value_read;
         }
         const auto rate = [dt](std::uint64_t now_count, std::uint64_t then_count) {
             return dt > 0 ? static_cast<double>(now_count - then_count) / dt : 0.0;
         };
-        const Percentiles efd = current->eventfd_latency.since(last_->eventfd_latency).percentiles();
-        const Percentiles tfd = current->timerfd_latency.since(last_->timerfd_latency).percentiles();
+        const Percentiles efd =
+            current->eventfd_latency.since(last_->eventfd_latency).percentiles();
+        const Percentiles tfd =
+            current->timerfd_latency.since(last_->timerfd_latency).percentiles();
         const double events_per_s = rate(current->events_dispatched, last_->events_dispatched);
         const double values_per_s = rate(eventfd_values, eventfd_values_before);
         const std::int64_t in_flight = total.lost;
@@ -101,12 +105,15 @@ public:
         last_ = std::move(current);
         last_time_ = now;
         char status[160];
-        std::snprintf(status, sizeof status, "%.0f events/s, %.0f values/s, eventfd p99 %.1f us, timerfd p99 %.1f us, in flight %lld",
-                      events_per_s, values_per_s, us(efd.p99), us(tfd.p99), static_cast<long long>(in_flight));
+        std::snprintf(status, sizeof status,
+                      "%.0f events/s, %.0f values/s, eventfd p99 %.1f us, timerfd p99 %.1f us, in "
+                      "flight %lld",
+                      events_per_s, values_per_s, us(efd.p99), us(tfd.p99),
+                      static_cast<long long>(in_flight));
         return status;
     }
 
-private:
+  private:
     const Engine& engine_;
     std::unique_ptr<Report> last_ = std::make_unique<Report>();
     Clock::time_point last_time_;
@@ -148,7 +155,8 @@ RunResult run_daemon(const Config& config, const RunOptions& options) {
                {"consumers", config.daemon.consumers},
                {"producer_threads", producer_threads},
                {"pid", static_cast<std::int64_t>(::getpid())}});
-    ::sd_notifyf(0, "READY=1\nSTATUS=running: %u consumers, %u producer threads", config.daemon.consumers, producer_threads);
+    ::sd_notifyf(0, "READY=1\nSTATUS=running: %u consumers, %u producer threads",
+                 config.daemon.consumers, producer_threads);
 
     StatsReporter stats(engine, start);
     std::string reason;
@@ -163,12 +171,16 @@ RunResult run_daemon(const Config& config, const RunOptions& options) {
             switch (events[static_cast<std::size_t>(i)].data.u64) {
                 case kSignals: {
                     signalfd_siginfo info{};
-                    while (::read(signals.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+                    while (::read(signals.get(), &info, sizeof info) ==
+                           static_cast<ssize_t>(sizeof info)) {
                         const auto sig = static_cast<int>(info.ssi_signo);
                         if (sig == SIGHUP) {
-                            log::emit(log::Level::warn, "SIGHUP received; this version does not reload its config, restart to apply changes");
+                            log::emit(log::Level::warn,
+                                      "SIGHUP received; this version does not reload its config, "
+                                      "restart to apply changes");
                         } else {
-                            reason = ::sigabbrev_np(sig) ? std::string("SIG") + ::sigabbrev_np(sig) : "signal";
+                            reason = ::sigabbrev_np(sig) ? std::string("SIG") + ::sigabbrev_np(sig)
+                                                         : "signal";
                             break;
                         }
                     }
@@ -180,12 +192,15 @@ RunResult run_daemon(const Config& config, const RunOptions& options) {
                     ::sd_notifyf(0, "STATUS=%s", status.c_str());
                     break;
                 }
-                case kRunFor: reason = "run-for elapsed"; break;
+                case kRunFor:
+                    reason = "run-for elapsed";
+                    break;
                 case kWatchdog:
                     drain_timer(watchdog_timer);
                     ::sd_notify(0, "WATCHDOG=1");
                     break;
-                default: break;
+                default:
+                    break;
             }
         }
     }

@@ -35,7 +35,9 @@ std::optional<Nanos> parse_duration(std::string_view text, std::string* error) {
     std::size_t pos = 0;
     std::int64_t whole = 0;
     if (pos == text.size() || !is_digit(text[pos])) {
-        fail(error, "bad duration " + quoted + ": expected a number followed by a unit (ns, us, ms, s, m, h), e.g. \"250ms\"");
+        fail(error,
+             "bad duration " + quoted +
+                 ": expected a number followed by a unit (ns, us, ms, s, m, h), e.g. \"250ms\"");
         return std::nullopt;
     }
     for (; pos < text.size() && is_digit(text[pos]); ++pos) {
@@ -73,8 +75,8 @@ std::optional<Nanos> parse_duration(std::string_view text, std::string* error) {
         }
         const std::int64_t whole_ns = whole * unit.nanos;
         // frac < frac_scale <= 1e9 and unit.nanos <= 3.6e12: split to avoid overflow.
-        const std::int64_t frac_ns = (frac * (unit.nanos / frac_scale)) +
-                                     ((frac * (unit.nanos % frac_scale)) / frac_scale);
+        const std::int64_t frac_ns =
+            (frac * (unit.nanos / frac_scale)) + ((frac * (unit.nanos % frac_scale)) / frac_scale);
         if (whole_ns > kMax - frac_ns) {
             fail(error, "bad duration " + quoted + ": too large");
             return std::nullopt;

@@ -33,12 +33,14 @@ Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {
     if (!shared.stop_fd) throw_errno("eventfd");
     // Level-triggered on purpose: once written and never read, it stays ready, so every consumer
     // that calls epoll_wait receives it.
-    if (const int err = shared.epoll.add(shared.stop_fd.get(), EPOLLIN, detail::make_token(detail::kStopIndex, 0))) {
+    if (const int err = shared.epoll.add(shared.stop_fd.get(), EPOLLIN,
+                                         detail::make_token(detail::kStopIndex, 0))) {
         throw std::system_error(err, std::generic_category(), "epoll_ctl ADD (stop eventfd)");
     }
 
     std::uint64_t total = 0;
-    for (const auto& p : impl_->config.producers) total += std::uint64_t{slots_per_thread(p)} * p.threads;
+    for (const auto& p : impl_->config.producers)
+        total += std::uint64_t{slots_per_thread(p)} * p.threads;
     if (total >= detail::kStopIndex) throw std::length_error("too many producer slots");
     shared.slot_count = static_cast<std::uint32_t>(total);
     shared.slots = std::make_unique<detail::Slot[]>(total);
@@ -48,7 +50,8 @@ Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {
         const ProducerConfig& p = impl_->config.producers[spec];
         const std::uint32_t count = slots_per_thread(p);
         for (std::uint32_t t = 0; t < p.threads; ++t) {
-            shared.producers.push_back(std::make_unique<ProducerThread>(shared, spec, t, next_slot, count));
+            shared.producers.push_back(
+                std::make_unique<ProducerThread>(shared, spec, t, next_slot, count));
             next_slot += count;
         }
     }

@@ -29,16 +29,18 @@ namespace evfly::detail {
 
 // A counter with one writing thread and any number of readers: no read-modify-write instruction.
 class Counter {
-public:
+  public:
     void add(std::uint64_t n = 1) noexcept {
         value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
     void sub(std::uint64_t n) noexcept {
         value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
     }
-    [[nodiscard]] std::uint64_t get() const noexcept { return value_.load(std::memory_order_relaxed); }
+    [[nodiscard]] std::uint64_t get() const noexcept {
+        return value_.load(std::memory_order_relaxed);
+    }
 
-private:
+  private:
     std::atomic<std::uint64_t> value_{0};
 };
 
@@ -85,9 +87,9 @@ struct SpecCounters {
 struct Shared;
 
 class ProducerThread {
-public:
-    ProducerThread(Shared& shared, std::uint32_t spec, std::uint32_t index, std::uint32_t first_slot,
-                   std::uint32_t slot_count);
+  public:
+    ProducerThread(Shared& shared, std::uint32_t spec, std::uint32_t index,
+                   std::uint32_t first_slot, std::uint32_t slot_count);
     void start();
     void request_stop() { thread_.request_stop(); }
     void join() {
@@ -110,7 +112,7 @@ public:
     Counter fd_exhaustion;
     Counter errors;
 
-private:
+  private:
     void run(std::stop_token stop);
     void run_per_event(const std::stop_token& stop);
     void run_persistent(const std::stop_token& stop);
@@ -143,7 +145,7 @@ private:
 };
 
 class alignas(64) ConsumerThread {
-public:
+  public:
     ConsumerThread(Shared& shared, std::uint32_t index);
     void start();
     void join() {
@@ -158,7 +160,7 @@ public:
     Histogram eventfd_latency;
     Histogram timerfd_latency;
 
-private:
+  private:
     void run();
     void handle(std::uint64_t token);
     void handle_per_event(Slot& slot, std::uint32_t index);
@@ -184,7 +186,7 @@ struct Shared {
     std::vector<std::unique_ptr<ProducerThread>> producers;
     std::vector<std::unique_ptr<ConsumerThread>> consumers;
     std::atomic<std::int64_t> drain_deadline_ns{0};  // steady ns; set before producers stop
-    std::atomic<bool> abandon{false};                 // drain timed out: consumers stop at once
+    std::atomic<bool> abandon{false};                // drain timed out: consumers stop at once
 
     // Start-up handshake: every thread counts itself in once it runs.
     std::mutex started_mutex;

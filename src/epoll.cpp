@@ -31,7 +31,8 @@ int Epoll::remove(int fd) const noexcept {
 }
 
 int Epoll::wait(std::span<epoll_event> events, int timeout_ms) const noexcept {
-    const int n = ::epoll_wait(fd_.get(), events.data(), static_cast<int>(events.size()), timeout_ms);
+    const int n =
+        ::epoll_wait(fd_.get(), events.data(), static_cast<int>(events.size()), timeout_ms);
     return n >= 0 ? n : -errno;
 }
 

@@ -17,7 +17,9 @@ void Fd::reset(int fd) noexcept {
     fd_ = fd;
 }
 
-void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
+void throw_errno(const char* what) {
+    throw std::system_error(errno, std::generic_category(), what);
+}
 
 int count_open_fds() {
     DIR* dir = ::opendir("/proc/self/fd");

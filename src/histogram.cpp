@@ -40,7 +40,8 @@ HistogramSnapshot HistogramSnapshot::since(const HistogramSnapshot& earlier) con
     HistogramSnapshot diff;
     for (std::size_t i = 0; i < kBuckets; ++i) {
         // A writer may have bumped a bucket after the total was read: never go below zero.
-        const std::uint64_t d = counts_[i] >= earlier.counts_[i] ? counts_[i] - earlier.counts_[i] : 0;
+        const std::uint64_t d =
+            counts_[i] >= earlier.counts_[i] ? counts_[i] - earlier.counts_[i] : 0;
         diff.counts_[i] = d;
         diff.count_ += d;
         if (d != 0) diff.max_ = std::min(bucket_value(i), max_);
@@ -63,7 +64,8 @@ std::uint64_t HistogramSnapshot::quantile(double q) const noexcept {
 }
 
 Percentiles HistogramSnapshot::percentiles() const noexcept {
-    return Percentiles{count_, quantile(0.50), quantile(0.90), quantile(0.99), quantile(0.999), max_};
+    return Percentiles{count_,         quantile(0.50),  quantile(0.90),
+                       quantile(0.99), quantile(0.999), max_};
 }
 
 void Histogram::snapshot_into(HistogramSnapshot& out) const noexcept {

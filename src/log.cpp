@@ -1,10 +1,6 @@
 #include "evfly/log.h"
 
 #include <pthread.h>
-#include <sys/stat.h>
-#include <sys/uio.h>
-#include <systemd/sd-journal.h>
-
 #include <spdlog/async.h>
 #include <spdlog/async_logger.h>
 #include <spdlog/details/os.h>
@@ -12,6 +8,9 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
 
 #include <atomic>
 #include <cctype>
@@ -53,10 +52,12 @@ std::string_view decode(std::string_view payload, F&& on_field) {
     while (end != std::string_view::npos) {
         const std::size_t start = end + 1;
         end = payload.find(kFieldSep, start);
-        const std::string_view field = payload.substr(start, end == std::string_view::npos ? end : end - start);
+        const std::string_view field =
+            payload.substr(start, end == std::string_view::npos ? end : end - start);
         const std::size_t sep = field.find(kValueSep);
         if (sep == std::string_view::npos || sep + 1 >= field.size()) continue;
-        on_field(field.substr(0, sep), static_cast<Field::Type>(field[sep + 1]), field.substr(sep + 2));
+        on_field(field.substr(0, sep), static_cast<Field::Type>(field[sep + 1]),
+                 field.substr(sep + 2));
     }
     return msg;
 }
@@ -70,8 +71,8 @@ void append_timestamp(const spdlog::log_clock::time_point& time, std::string& ou
     ::gmtime_r(&t, &tm);
     char buf[40];
     const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ",
-                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                                tm.tm_min, tm.tm_sec, static_cast<long>(micros.count()));
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                                tm.tm_sec, static_cast<long>(micros.count()));
     out.append(buf, static_cast<std::size_t>(n));
 }
 
@@ -80,7 +81,7 @@ std::string_view payload_of(const spdlog::details::log_msg& msg) {
 }
 
 class JsonFormatter final : public spdlog::formatter {
-public:
+  public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
         std::string line;
         line.reserve(256);
@@ -92,18 +93,19 @@ public:
         json_escape(thread_name(msg.thread_id), line);
         line += "\",\"msg\":\"";
         std::string fields;
-        const std::string_view text = decode(payload_of(msg), [&](std::string_view key, Field::Type type, std::string_view value) {
-            fields += ",\"";
-            json_escape(key, fields);
-            fields += "\":";
-            if (type == Field::Type::string) {
-                fields += '"';
-                json_escape(value, fields);
-                fields += '"';
-            } else {
-                fields += value;  // numbers and booleans were rendered as JSON by Field
-            }
-        });
+        const std::string_view text = decode(
+            payload_of(msg), [&](std::string_view key, Field::Type type, std::string_view value) {
+                fields += ",\"";
+                json_escape(key, fields);
+                fields += "\":";
+                if (type == Field::Type::string) {
+                    fields += '"';
+                    json_escape(value, fields);
+                    fields += '"';
+                } else {
+                    fields += value;  // numbers and booleans were rendered as JSON by Field
+                }
+            });
         json_escape(text, line);
         line += '"';
         line += fields;
@@ -116,7 +118,7 @@ public:
 };
 
 class TextFormatter final : public spdlog::formatter {
-public:
+  public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
         std::string line;
         line.reserve(160);
@@ -127,20 +129,22 @@ public:
         line += thread_name(msg.thread_id);
         line += "] ";
         std::string fields;
-        const std::string_view text = decode(payload_of(msg), [&](std::string_view key, Field::Type type, std::string_view value) {
-            fields += ' ';
-            fields += key;
-            fields += '=';
-            const bool quote = type == Field::Type::string &&
-                               (value.empty() || value.find_first_of(" \"=\t\n") != std::string_view::npos);
-            if (quote) {
-                fields += '"';
-                json_escape(value, fields);
-                fields += '"';
-            } else {
-                fields += value;
-            }
-        });
+        const std::string_view text = decode(
+            payload_of(msg), [&](std::string_view key, Field::Type type, std::string_view value) {
+                fields += ' ';
+                fields += key;
+                fields += '=';
+                const bool quote =
+                    type == Field::Type::string &&
+                    (value.empty() || value.find_first_of(" \"=\t\n") != std::string_view::npos);
+                if (quote) {
+                    fields += '"';
+                    json_escape(value, fields);
+                    fields += '"';
+                } else {
+                    fields += value;
+                }
+            });
         for (const char c : text) line += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
         line += fields;
         line += '\n';
@@ -154,31 +158,41 @@ public:
 int syslog_priority(Level level) {
     switch (level) {
         case Level::trace:
-        case Level::debug: return 7;
-        case Level::info: return 6;
-        case Level::warn: return 4;
-        case Level::err: return 3;
-        case Level::critical: return 2;
-        default: return 6;
+        case Level::debug:
+            return 7;
+        case Level::info:
+            return 6;
+        case Level::warn:
+            return 4;
+        case Level::err:
+            return 3;
+        case Level::critical:
+            return 2;
+        default:
+            return 6;
     }
 }
 
 // Sends each line to the journal with its fields as EVFLY_* journal fields.
 class JournaldSink final : public spdlog::sinks::base_sink<std::mutex> {
-protected:
+  protected:
     void sink_it_(const spdlog::details::log_msg& msg) override {
         std::vector<std::string> items;
         items.reserve(8);
         items.push_back("PRIORITY=" + std::to_string(syslog_priority(msg.level)));
         items.emplace_back("SYSLOG_IDENTIFIER=evflyd");
         items.push_back("EVFLY_THREAD=" + thread_name(msg.thread_id));
-        const std::string_view text = decode(payload_of(msg), [&](std::string_view key, Field::Type, std::string_view value) {
-            std::string item = "EVFLY_";
-            for (const char c : key) item += static_cast<char>(std::isalnum(static_cast<unsigned char>(c)) ? std::toupper(static_cast<unsigned char>(c)) : '_');
-            item += '=';
-            item += value;
-            items.push_back(std::move(item));
-        });
+        const std::string_view text =
+            decode(payload_of(msg), [&](std::string_view key, Field::Type, std::string_view value) {
+                std::string item = "EVFLY_";
+                for (const char c : key)
+                    item += static_cast<char>(std::isalnum(static_cast<unsigned char>(c))
+                                                  ? std::toupper(static_cast<unsigned char>(c))
+                                                  : '_');
+                item += '=';
+                item += value;
+                items.push_back(std::move(item));
+            });
         items.push_back("MESSAGE=" + std::string(text));
         std::vector<iovec> iov(items.size());
         for (std::size_t i = 0; i < items.size(); ++i) iov[i] = {items[i].data(), items[i].size()};
@@ -224,9 +238,15 @@ void json_escape(std::string_view text, std::string& out) {
             ++i;
         } else if (c < 0x20 || c == 0x7f) {
             switch (c) {
-                case '\n': out += "\\n"; break;
-                case '\r': out += "\\r"; break;
-                case '\t': out += "\\t"; break;
+                case '\n':
+                    out += "\\n";
+                    break;
+                case '\r':
+                    out += "\\r";
+                    break;
+                case '\t':
+                    out += "\\t";
+                    break;
                 default:
                     out += "\\u00";
                     out += kHex[c >> 4];
@@ -241,9 +261,16 @@ void json_escape(std::string_view text, std::string& out) {
             // strict JSON parsers accept every line.
             std::size_t len = 0;
             std::uint32_t cp = 0;
-            if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1fu; }
-            else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0fu; }
-            else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07u; }
+            if ((c & 0xe0) == 0xc0) {
+                len = 2;
+                cp = c & 0x1fu;
+            } else if ((c & 0xf0) == 0xe0) {
+                len = 3;
+                cp = c & 0x0fu;
+            } else if ((c & 0xf8) == 0xf0) {
+                len = 4;
+                cp = c & 0x07u;
+            }
             bool ok = len != 0 && i + len <= n;
             for (std::size_t k = 1; ok && k < len; ++k) {
                 ok = (s[i + k] & 0xc0) == 0x80;
@@ -264,13 +291,20 @@ void json_escape(std::string_view text, std::string& out) {
 
 const char* level_name(Level level) noexcept {
     switch (level) {
-        case Level::trace: return "trace";
-        case Level::debug: return "debug";
-        case Level::info: return "info";
-        case Level::warn: return "warn";
-        case Level::err: return "error";
-        case Level::critical: return "critical";
-        default: return "off";
+        case Level::trace:
+            return "trace";
+        case Level::debug:
+            return "debug";
+        case Level::info:
+            return "info";
+        case Level::warn:
+            return "warn";
+        case Level::err:
+            return "error";
+        case Level::critical:
+            return "critical";
+        default:
+            return "off";
     }
 }
 
@@ -314,9 +348,12 @@ void set_thread_name(const std::string& name) {
 void setup(const Settings& settings) {
     spdlog::sink_ptr sink;
     LogSink kind = settings.sink;
-    if (kind == LogSink::automatic) kind = stderr_is_journal() ? LogSink::journald : LogSink::stderr_sink;
+    if (kind == LogSink::automatic)
+        kind = stderr_is_journal() ? LogSink::journald : LogSink::stderr_sink;
     switch (kind) {
-        case LogSink::journald: sink = std::make_shared<JournaldSink>(); break;
+        case LogSink::journald:
+            sink = std::make_shared<JournaldSink>();
+            break;
         case LogSink::file:
             try {
                 sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(settings.file);
@@ -325,19 +362,23 @@ void setup(const Settings& settings) {
                                         "cannot open log file " + settings.file + ": " + e.what());
             }
             break;
-        default: sink = std::make_shared<spdlog::sinks::stderr_sink_mt>(); break;
+        default:
+            sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+            break;
     }
     sink->set_formatter(make_formatter(settings.format));
     spdlog::init_thread_pool(kQueueSize, 1, [] { set_thread_name("log"); });
-    auto logger = std::make_shared<spdlog::async_logger>("evflyd", std::move(sink), spdlog::thread_pool(),
-                                                         spdlog::async_overflow_policy::overrun_oldest);
+    auto logger =
+        std::make_shared<spdlog::async_logger>("evflyd", std::move(sink), spdlog::thread_pool(),
+                                               spdlog::async_overflow_policy::overrun_oldest);
     logger->set_level(parse_level(settings.level));
     logger->flush_on(Level::trace);
     // A failing sink (full disk, deleted journal socket) must not stop the daemon: count it and
     // say so on stderr once.
     logger->set_error_handler([](const std::string& what) {
         if (g_sink_errors.fetch_add(1, std::memory_order_relaxed) == 0) {
-            std::fprintf(stderr, "evflyd: log sink failed, further failures are only counted: %s\n", what.c_str());
+            std::fprintf(stderr, "evflyd: log sink failed, further failures are only counted: %s\n",
+                         what.c_str());
         }
     });
     g_sink_errors.store(0, std::memory_order_relaxed);
@@ -358,9 +399,7 @@ void emit(Level level, std::string_view msg, std::initializer_list<Field> fields
     g_logger->log(level, spdlog::string_view_t(payload.data(), payload.size()));
 }
 
-bool enabled(Level level) noexcept {
-    return g_logger && g_logger->should_log(level);
-}
+bool enabled(Level level) noexcept { return g_logger && g_logger->should_log(level); }
 
 std::uint64_t dropped() noexcept {
     const auto pool = spdlog::thread_pool();

@@ -18,11 +18,11 @@
 
 namespace {
 
-constexpr int kExitOk = EX_OK;               // 0
-constexpr int kExitUsage = EX_USAGE;         // 64
-constexpr int kExitSoftware = EX_SOFTWARE;   // 70
-constexpr int kExitOsError = EX_OSERR;       // 71
-constexpr int kExitConfig = EX_CONFIG;       // 78
+constexpr int kExitOk = EX_OK;              // 0
+constexpr int kExitUsage = EX_USAGE;        // 64
+constexpr int kExitSoftware = EX_SOFTWARE;  // 70
+constexpr int kExitOsError = EX_OSERR;      // 71
+constexpr int kExitConfig = EX_CONFIG;      // 78
 
 struct Options {
     std::string config_path;
@@ -37,7 +37,8 @@ struct Options {
 evfly::Config load(const Options& options) {
     if (!options.config_path.empty()) return evfly::load_config(options.config_path);
     std::error_code ec;
-    if (std::filesystem::exists(evfly::kDefaultConfigPath, ec)) return evfly::load_config(evfly::kDefaultConfigPath);
+    if (std::filesystem::exists(evfly::kDefaultConfigPath, ec))
+        return evfly::load_config(evfly::kDefaultConfigPath);
     return evfly::parse_config(evfly::embedded_default_config(), evfly::kEmbeddedName);
 }
 
@@ -58,21 +59,26 @@ bool write_summary(const std::string& path, const std::string& json) {
 }
 
 int run(int argc, char** argv) {
-    CLI::App app{"evflyd: eventfd/timerfd + epoll worker-pool daemon; measures how fast this host "
-                 "delivers events and timer expirations to a pool of consumer threads."};
+    CLI::App app{
+        "evflyd: eventfd/timerfd + epoll worker-pool daemon; measures how fast this host "
+        "delivers events and timer expirations to a pool of consumer threads."};
     app.set_version_flag("--version", std::string("evflyd ") + EVFLY_VERSION);
     Options options;
     app.add_option("-c,--config", options.config_path,
                    std::string("config file (default: ") + evfly::kDefaultConfigPath +
                        " if present, else the embedded default)");
-    app.add_flag("--check-config", options.check_config, "validate the config, print every error, exit 0 or 78");
-    app.add_flag("--print-config", options.print_config, "print the effective config as TOML and exit");
-    app.add_option("--run-for", options.run_for, "run this long (e.g. 10s), then stop as on SIGTERM")
+    app.add_flag("--check-config", options.check_config,
+                 "validate the config, print every error, exit 0 or 78");
+    app.add_flag("--print-config", options.print_config,
+                 "print the effective config as TOML and exit");
+    app.add_option("--run-for", options.run_for,
+                   "run this long (e.g. 10s), then stop as on SIGTERM")
         ->check([](const std::string& text) {
             std::string why;
             return evfly::parse_duration(text, &why) ? std::string() : why;
         });
-    app.add_option("--summary", options.summary_path, "write the final summary JSON here at exit ('-': stdout)");
+    app.add_option("--summary", options.summary_path,
+                   "write the final summary JSON here at exit ('-': stdout)");
     app.add_option("--log-level", options.log_level, "override log.level")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
     app.add_option("--log-format", options.log_format, "override log.format")
@@ -91,19 +97,24 @@ int run(int argc, char** argv) {
     try {
         config = load(options);
     } catch (const evfly::ConfigError& e) {
-        for (const auto& issue : e.issues()) std::fprintf(stderr, "evflyd: %s\n", issue.to_string().c_str());
-        std::fprintf(stderr, "evflyd: %zu error%s in the config\n", e.issues().size(), e.issues().size() == 1 ? "" : "s");
+        for (const auto& issue : e.issues())
+            std::fprintf(stderr, "evflyd: %s\n", issue.to_string().c_str());
+        std::fprintf(stderr, "evflyd: %zu error%s in the config\n", e.issues().size(),
+                     e.issues().size() == 1 ? "" : "s");
         return kExitConfig;
     }
     if (!options.log_level.empty()) config.log.level = options.log_level;
-    if (!options.log_format.empty()) config.log.format = options.log_format == "text" ? evfly::LogFormat::text : evfly::LogFormat::json;
+    if (!options.log_format.empty())
+        config.log.format =
+            options.log_format == "text" ? evfly::LogFormat::text : evfly::LogFormat::json;
 
     if (options.check_config) {
         std::printf("%s: OK\n", config.source.c_str());
         return kExitOk;
     }
     if (options.print_config) {
-        std::cout << "# effective config of evflyd " << EVFLY_VERSION << " from " << config.source << "\n"
+        std::cout << "# effective config of evflyd " << EVFLY_VERSION << " from " << config.source
+                  << "\n"
                   << evfly::to_toml(config);
         return kExitOk;
     }
@@ -147,9 +158,12 @@ int run(int argc, char** argv) {
         resources.voluntary_ctx_switches = usage.voluntary_ctx_switches;
         resources.involuntary_ctx_switches = usage.involuntary_ctx_switches;
         resources.fds_at_exit = evfly::count_open_fds();
-        if (!write_summary(options.summary_path, evfly::summary_json(*result, resources, evfly::log::dropped()))) {
-            evfly::log::emit(evfly::log::Level::err, "cannot write summary", {{"path", options.summary_path}});
-            std::fprintf(stderr, "evflyd: cannot write summary to %s\n", options.summary_path.c_str());
+        if (!write_summary(options.summary_path,
+                           evfly::summary_json(*result, resources, evfly::log::dropped()))) {
+            evfly::log::emit(evfly::log::Level::err, "cannot write summary",
+                             {{"path", options.summary_path}});
+            std::fprintf(stderr, "evflyd: cannot write summary to %s\n",
+                         options.summary_path.c_str());
         }
     }
     evfly::log::shutdown();

@@ -26,9 +26,10 @@ timespec to_timespec(std::int64_t ns) {
 // Absolute-deadline pacing: the n-th fire is due at start + n * period, so sleeping late never
 // accumulates into drift.
 class Pacer {
-public:
+  public:
     Pacer(std::uint64_t rate, std::int64_t start)
-        : period_(rate == 0 ? 0 : static_cast<std::int64_t>(kSecond / static_cast<std::int64_t>(rate))),
+        : period_(rate == 0 ? 0
+                            : static_cast<std::int64_t>(kSecond / static_cast<std::int64_t>(rate))),
           next_(start) {}
     [[nodiscard]] bool flat_out() const noexcept { return period_ == 0; }
     // The deadline of the next fire; advances the schedule.
@@ -40,7 +41,7 @@ public:
         return due;
     }
 
-private:
+  private:
     std::int64_t period_;
     std::int64_t next_;
 };
@@ -55,7 +56,8 @@ ProducerThread::ProducerThread(Shared& shared, std::uint32_t spec, std::uint32_t
       name_("producer-" + config_.name + "-" + std::to_string(index)),
       first_slot_(first_slot),
       slot_count_(slot_count) {
-    const bool per_event = config_.kind == ProducerKind::eventfd && config_.fd_mode == FdMode::per_event;
+    const bool per_event =
+        config_.kind == ProducerKind::eventfd && config_.fd_mode == FdMode::per_event;
     if (per_event) {
         free_.reserve(slot_count);
         returned_.reserve(slot_count);
@@ -63,8 +65,8 @@ ProducerThread::ProducerThread(Shared& shared, std::uint32_t spec, std::uint32_t
         for (std::uint32_t i = slot_count; i-- > 0;) free_.push_back(first_slot + i);
     }
     const SlotMode mode = config_.kind == ProducerKind::timerfd ? SlotMode::timer
-                          : per_event                         ? SlotMode::per_event
-                                                              : SlotMode::persistent;
+                          : per_event                           ? SlotMode::per_event
+                                                                : SlotMode::persistent;
     for (std::uint32_t i = 0; i < slot_count; ++i) {
         Slot& slot = shared_.slots[first_slot + i];
         slot.owner = this;
@@ -91,12 +93,14 @@ void ProducerThread::run(std::stop_token stop) {
         }
     } catch (const std::exception& e) {
         errors.add();
-        log::emit(log::Level::err, "producer failed", {{"producer", config_.name}, {"error", e.what()}});
+        log::emit(log::Level::err, "producer failed",
+                  {{"producer", config_.name}, {"error", e.what()}});
     }
 }
 
 bool ProducerThread::sleep_until(const std::stop_token& stop, std::int64_t deadline_ns) {
-    const auto deadline = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns));
+    const auto deadline =
+        std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns));
     std::unique_lock lock(pool_mutex_);
     pool_cv_.wait_until(lock, stop, deadline, [] { return false; });
     return !stop.stop_requested();
@@ -143,13 +147,15 @@ int ProducerThread::create_fd(const std::stop_token& stop, const char* what, Mak
             if (!out_of_fds_) {
                 out_of_fds_ = true;
                 fd_exhaustion.add();
-                log::emit(log::Level::warn, "out of file descriptors, backing off",
-                          {{"producer", config_.name}, {"syscall", what}, {"error", std::strerror(err)}});
+                log::emit(
+                    log::Level::warn, "out of file descriptors, backing off",
+                    {{"producer", config_.name}, {"syscall", what}, {"error", std::strerror(err)}});
             }
         } else {
             errors.add();
-            log::emit(log::Level::err, "cannot create fd",
-                      {{"producer", config_.name}, {"syscall", what}, {"error", std::strerror(err)}});
+            log::emit(
+                log::Level::err, "cannot create fd",
+                {{"producer", config_.name}, {"syscall", what}, {"error", std::strerror(err)}});
         }
         ++attempts;
         // Wait for one of our fds to be closed by a consumer, or a little while.
@@ -170,7 +176,8 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
         const std::int64_t acquired = acquire_slot(stop);
         if (acquired < 0) break;
         const auto index = static_cast<std::uint32_t>(acquired);
-        const int fd = create_fd(stop, "eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); });
+        const int fd =
+            create_fd(stop, "eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); });
         if (fd < 0) {
             free_.push_back(index);
             break;
@@ -179,7 +186,8 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
         const std::uint32_t generation = slot.generation.load(std::memory_order_relaxed);
         slot.fd.store(fd, std::memory_order_relaxed);
         slot.value.store(value, std::memory_order_relaxed);
-        if (const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, generation)); err != 0) {
+        if (const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, generation));
+            err != 0) {
             // ENOSPC (max_user_watches) or ENOMEM: treat like fd exhaustion and try again later.
             ::close(fd);
             slot.fd.store(-1, std::memory_order_relaxed);
@@ -221,7 +229,8 @@ void ProducerThread::wait_for_outstanding() {
         std::chrono::nanoseconds(shared_.drain_deadline_ns.load(std::memory_order_acquire)));
     std::unique_lock lock(pool_mutex_);
     waiting_ = true;
-    pool_cv_.wait_until(lock, deadline, [this] { return free_.size() + returned_.size() == slot_count_; });
+    pool_cv_.wait_until(lock, deadline,
+                        [this] { return free_.size() + returned_.size() == slot_count_; });
     waiting_ = false;
 }
 
@@ -241,7 +250,8 @@ std::uint64_t ProducerThread::abandon_leftovers() {
 void ProducerThread::run_persistent(const std::stop_token& stop) {
     Slot& slot = shared_.slots[first_slot_];
     const std::uint32_t index = first_slot_;
-    const int fd = create_fd(stop, "eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); });
+    const int fd =
+        create_fd(stop, "eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); });
     if (fd >= 0) {
         slot.fd.store(fd, std::memory_order_relaxed);
         if (const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, 0)); err != 0) {
@@ -292,7 +302,9 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
         const std::uint32_t index = first_slot_ + i;
         Slot& slot = shared_.slots[index];
         const clockid_t clock = config_.clock;
-        const int fd = create_fd(stop, "timerfd_create", [clock] { return ::timerfd_create(clock, TFD_CLOEXEC | TFD_NONBLOCK); });
+        const int fd = create_fd(stop, "timerfd_create", [clock] {
+            return ::timerfd_create(clock, TFD_CLOEXEC | TFD_NONBLOCK);
+        });
         if (fd < 0) break;
         // Absolute expiry times: the consumer knows exactly which tick each read starts at.
         const std::int64_t first_due = clock_ns(clock) + config_.initial.count();
@@ -303,7 +315,8 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
             slot.fd.store(-1, std::memory_order_relaxed);
             ::close(fd);
             errors.add();
-            log::emit(log::Level::err, "epoll_ctl ADD failed", {{"producer", config_.name}, {"error", std::strerror(err)}});
+            log::emit(log::Level::err, "epoll_ctl ADD failed",
+                      {{"producer", config_.name}, {"error", std::strerror(err)}});
             continue;
         }
         itimerspec spec{};
@@ -311,13 +324,16 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
         spec.it_interval = to_timespec(config_.interval.count());
         if (::timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, nullptr) != 0) {
             errors.add();
-            log::emit(log::Level::err, "timerfd_settime failed", {{"producer", config_.name}, {"error", std::strerror(errno)}});
+            log::emit(log::Level::err, "timerfd_settime failed",
+                      {{"producer", config_.name}, {"error", std::strerror(errno)}});
             continue;
         }
         ++armed;
     }
     shared_.count_started();
-    if (armed > 0) log::emit(log::Level::debug, "timers armed", {{"producer", config_.name}, {"timers", armed}});
+    if (armed > 0)
+        log::emit(log::Level::debug, "timers armed",
+                  {{"producer", config_.name}, {"timers", armed}});
     // The kernel keeps the period; this thread only waits to retire its timers.
     {
         std::unique_lock lock(pool_mutex_);
@@ -332,7 +348,8 @@ void ProducerThread::retire(Slot& slot) {
     if (fd < 0) return;
     (void)shared_.epoll.remove(fd);
     // A consumer that already holds an event for this slot sees a new generation and skips it.
-    slot.generation.store(slot.generation.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    slot.generation.store(slot.generation.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_release);
     std::uint64_t count = 0;
     if (::read(fd, &count, sizeof count) == static_cast<ssize_t>(sizeof count)) {
         if (slot.mode == SlotMode::timer) {

@@ -13,8 +13,8 @@ double seconds(const timeval& tv) {
 
 nlohmann::ordered_json latency(const HistogramSnapshot& h) {
     const Percentiles p = h.percentiles();
-    return {{"count", p.count}, {"p50", p.p50}, {"p90", p.p90}, {"p99", p.p99},
-            {"p999", p.p999},   {"max", p.max}};
+    return {{"count", p.count}, {"p50", p.p50},   {"p90", p.p90},
+            {"p99", p.p99},     {"p999", p.p999}, {"max", p.max}};
 }
 
 }  // namespace

@@ -12,7 +12,8 @@ void block_all_signals() {
     ::sigfillset(&all);
     // Faults raised by the CPU cannot be deferred; leave them to their default action (and to
     // the sanitizers' handlers).
-    for (const int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT}) ::sigdelset(&all, sig);
+    for (const int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT})
+        ::sigdelset(&all, sig);
     if (const int err = ::pthread_sigmask(SIG_BLOCK, &all, nullptr); err != 0) {
         throw std::system_error(err, std::generic_category(), "pthread_sigmask");
     }

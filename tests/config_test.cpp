@@ -1,9 +1,8 @@
 #include "evfly/config.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
@@ -36,7 +35,8 @@ void expect_one(const std::string& text, std::uint32_t line, const std::string& 
     EXPECT_EQ(issue.key, key) << issue.to_string();
     EXPECT_NE(issue.message.find(fragment), std::string::npos) << issue.to_string();
     const std::string text_form = issue.to_string();
-    EXPECT_EQ(text_form.rfind("test.toml:" + std::to_string(line) + ": key '" + key + "'", 0), 0u) << text_form;
+    EXPECT_EQ(text_form.rfind("test.toml:" + std::to_string(line) + ": key '" + key + "'", 0), 0u)
+        << text_form;
 }
 
 const std::string kProducer = "[[producer]]\nname = \"p\"\nkind = \"eventfd\"\n";
@@ -73,10 +73,11 @@ TEST(Config, EmptyFileMeansAllDefaultsAndNoProducers) {
 }
 
 TEST(Config, PrintedConfigParsesBackToTheSameConfig) {
-    const Config c = parse_config(evfly::embedded_default_config() +
-                                      "[[producer]]\nname = \"x\"\nkind = \"eventfd\"\nfd_mode = \"persistent\"\n"
-                                      "rate = 0\nwork = \"1500us\"\n",
-                                  "a.toml");
+    const Config c = parse_config(
+        evfly::embedded_default_config() +
+            "[[producer]]\nname = \"x\"\nkind = \"eventfd\"\nfd_mode = \"persistent\"\n"
+            "rate = 0\nwork = \"1500us\"\n",
+        "a.toml");
     const std::string printed = evfly::to_toml(c);
     const Config again = parse_config(printed, "printed.toml");
     EXPECT_EQ(evfly::to_toml(again), printed);
@@ -98,12 +99,17 @@ TEST(ConfigErrors, DuplicateKeyIsRefused) {
     EXPECT_NE(issues[0].to_string().find("test.toml"), std::string::npos);
 }
 
-TEST(ConfigErrors, UnknownKey) { expect_one("[daemon]\nconsumer = 4\n", 2, "daemon.consumer", "unknown key"); }
+TEST(ConfigErrors, UnknownKey) {
+    expect_one("[daemon]\nconsumer = 4\n", 2, "daemon.consumer", "unknown key");
+}
 
-TEST(ConfigErrors, UnknownTable) { expect_one("[deamon]\nconsumers = 4\n", 1, "deamon", "unknown key"); }
+TEST(ConfigErrors, UnknownTable) {
+    expect_one("[deamon]\nconsumers = 4\n", 1, "deamon", "unknown key");
+}
 
 TEST(ConfigErrors, WrongType) {
-    expect_one("[daemon]\nconsumers = \"4\"\n", 2, "daemon.consumers", "expected an integer, got a string");
+    expect_one("[daemon]\nconsumers = \"4\"\n", 2, "daemon.consumers",
+               "expected an integer, got a string");
     expect_one("daemon = 3\n", 1, "daemon", "expected a table");
     expect_one("[log]\nlevel = 3\n", 2, "log.level", "expected a string");
 }
@@ -125,8 +131,10 @@ TEST(ConfigErrors, SixtyFourBitValuesAreNotTruncated) {
 
 TEST(ConfigErrors, BadDuration) {
     expect_one("[daemon]\nstats_interval = \"10\"\n", 2, "daemon.stats_interval", "missing unit");
-    expect_one("[daemon]\nshutdown_timeout = \"5 sec\"\n", 2, "daemon.shutdown_timeout", "bad duration");
-    expect_one("[daemon]\nshutdown_timeout = \"0s\"\n", 2, "daemon.shutdown_timeout", "between 1ms and 1h");
+    expect_one("[daemon]\nshutdown_timeout = \"5 sec\"\n", 2, "daemon.shutdown_timeout",
+               "bad duration");
+    expect_one("[daemon]\nshutdown_timeout = \"0s\"\n", 2, "daemon.shutdown_timeout",
+               "between 1ms and 1h");
     expect_one(kTimer + "initial = \"0s\"\n", 4, "producer[0].initial", "between 1ns");
     expect_one("[daemon]\nstats_interval = 10\n", 2, "daemon.stats_interval", "expected a string");
 }
@@ -134,23 +142,28 @@ TEST(ConfigErrors, BadDuration) {
 TEST(ConfigErrors, BadEnumValue) {
     expect_one("[log]\nlevel = \"verbose\"\n", 2, "log.level", "trace|debug|info");
     expect_one("[log]\nformat = \"xml\"\n", 2, "log.format", "json|text");
-    expect_one(kProducer + "fd_mode = \"pooled\"\n", 4, "producer[0].fd_mode", "per-event|persistent");
+    expect_one(kProducer + "fd_mode = \"pooled\"\n", 4, "producer[0].fd_mode",
+               "per-event|persistent");
     expect_one(kTimer + "clock = \"tai\"\n", 4, "producer[0].clock", "monotonic|realtime|boottime");
-    expect_one("[[producer]]\nname = \"p\"\nkind = \"pipe\"\n", 3, "producer[0].kind", "eventfd|timerfd");
+    expect_one("[[producer]]\nname = \"p\"\nkind = \"pipe\"\n", 3, "producer[0].kind",
+               "eventfd|timerfd");
 }
 
 TEST(ConfigErrors, KeyOfTheOtherProducerKind) {
     expect_one(kTimer + "rate = 5\n", 4, "producer[0].rate", "belongs to eventfd producers");
-    expect_one(kProducer + "interval = \"1s\"\n", 4, "producer[0].interval", "belongs to timerfd producers");
+    expect_one(kProducer + "interval = \"1s\"\n", 4, "producer[0].interval",
+               "belongs to timerfd producers");
 }
 
 TEST(ConfigErrors, DuplicateProducerNames) {
-    expect_one(kProducer + kProducer, 5, "producer[1].name", "duplicate producer name \"p\" (first used on line 1)");
+    expect_one(kProducer + kProducer, 5, "producer[1].name",
+               "duplicate producer name \"p\" (first used on line 1)");
 }
 
 TEST(ConfigErrors, MissingOrBadName) {
     expect_one("[[producer]]\nkind = \"eventfd\"\n", 1, "producer[0].name", "missing");
-    expect_one("[[producer]]\nname = \"a b\"\nkind = \"eventfd\"\n", 2, "producer[0].name", "A-Z a-z 0-9");
+    expect_one("[[producer]]\nname = \"a b\"\nkind = \"eventfd\"\n", 2, "producer[0].name",
+               "A-Z a-z 0-9");
 }
 
 TEST(ConfigErrors, FileSinkNeedsAPath) {
@@ -158,7 +171,9 @@ TEST(ConfigErrors, FileSinkNeedsAPath) {
 }
 
 TEST(ConfigErrors, EveryErrorIsReportedNotOnlyTheFirst) {
-    const auto issues = issues_of("[daemon]\nconsumers = 0\nmax_events = \"x\"\nbogus = 1\n[log]\nlevel = \"loud\"\n" + kTimer + "rate = 1\n");
+    const auto issues = issues_of(
+        "[daemon]\nconsumers = 0\nmax_events = \"x\"\nbogus = 1\n[log]\nlevel = \"loud\"\n" +
+        kTimer + "rate = 1\n");
     ASSERT_EQ(issues.size(), 5u);
     std::vector<std::uint32_t> lines;
     for (const auto& i : issues) lines.push_back(i.line);
@@ -166,7 +181,7 @@ TEST(ConfigErrors, EveryErrorIsReportedNotOnlyTheFirst) {
 }
 
 class ConfigFiles : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         char tmpl[] = "/tmp/evfly-config-XXXXXX";
         ASSERT_NE(::mkdtemp(tmpl), nullptr);
@@ -185,7 +200,8 @@ protected:
 };
 
 TEST_F(ConfigFiles, MissingFile) {
-    EXPECT_EQ(message_for(dir_ + "/nope.toml"), dir_ + "/nope.toml: cannot open: No such file or directory");
+    EXPECT_EQ(message_for(dir_ + "/nope.toml"),
+              dir_ + "/nope.toml: cannot open: No such file or directory");
 }
 
 TEST_F(ConfigFiles, DirectoryIsRefused) {
@@ -209,5 +225,6 @@ TEST_F(ConfigFiles, OversizedFileIsRefused) {
 TEST_F(ConfigFiles, ErrorsNameTheFilePath) {
     const std::string path = dir_ + "/bad.toml";
     std::ofstream(path) << "[daemon]\nconsumers = 0\n";
-    EXPECT_EQ(message_for(path), path + ":2: key 'daemon.consumers': must be between 1 and 1024 (got 0)");
+    EXPECT_EQ(message_for(path),
+              path + ":2: key 'daemon.consumers': must be between 1 and 1024 (got 0)");
 }

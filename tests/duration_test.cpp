@@ -25,7 +25,8 @@ TEST(Duration, ParsesExactFractions) {
 }
 
 TEST(Duration, RejectsBadInputWithAReason) {
-    for (const char* bad : {"", "s", "10", "-1s", "1.s", "1.5ns", "10 s", "3x", "1e3s", "1.0000000001s", " 1s"}) {
+    for (const char* bad :
+         {"", "s", "10", "-1s", "1.s", "1.5ns", "10 s", "3x", "1e3s", "1.0000000001s", " 1s"}) {
         std::string why;
         EXPECT_FALSE(parse_duration(bad, &why)) << bad;
         EXPECT_NE(why.find("bad duration"), std::string::npos) << bad << ": " << why;
@@ -47,7 +48,8 @@ TEST(Duration, FormatsInTheLargestExactUnitAndRoundTrips) {
     EXPECT_EQ(format_duration(1500ms), "1500ms");
     EXPECT_EQ(format_duration(2h), "2h");
     EXPECT_EQ(format_duration(Nanos(1'000'000'001)), "1000000001ns");
-    for (const Nanos d : {Nanos(1), Nanos(999), Nanos(1'000'000), Nanos(60'000'000'000), Nanos(123'456'789)}) {
+    for (const Nanos d :
+         {Nanos(1), Nanos(999), Nanos(1'000'000), Nanos(60'000'000'000), Nanos(123'456'789)}) {
         EXPECT_EQ(parse_duration(format_duration(d)), d);
     }
 }

@@ -41,7 +41,8 @@ kind = "eventfd"
 threads = 2
 rate = 0
 fd_mode = "persistent"
-)"), 300ms, &drained);
+)"),
+                             300ms, &drained);
     EXPECT_TRUE(drained);
     const auto t = r.totals();
     EXPECT_GT(t.value_written, 1000u);
@@ -67,7 +68,8 @@ kind = "eventfd"
 threads = 2
 rate = 0
 max_in_flight = 16
-)"), 300ms);
+)"),
+                             300ms);
     const auto t = r.totals();
     EXPECT_GT(t.fired, 100u);
     EXPECT_EQ(t.lost, 0);
@@ -89,7 +91,8 @@ name = "paced"
 kind = "eventfd"
 threads = 1
 rate = 200
-)"), 500ms);
+)"),
+                             500ms);
     // Absolute deadlines from t=0: fires at 0, 5, 10, ... ms, so 100 or 101 in 500 ms; allow for
     // a loaded machine, but not for drift in one direction.
     EXPECT_GE(r.totals().fired, 90u);
@@ -114,7 +117,8 @@ name = "once"
 kind = "timerfd"
 initial = "10ms"
 interval = "0s"
-)"), 375ms);
+)"),
+                             375ms);
     ASSERT_EQ(r.producers.size(), 2u);
     // Ticks at 50, 150, 250, 350 ms: 4 per timer, 6 timers.
     EXPECT_EQ(r.producers[0].expirations, 24u);
@@ -137,7 +141,8 @@ kind = "timerfd"
 initial = "5ms"
 interval = "5ms"
 work = "30ms"
-)"), 300ms);
+)"),
+                             300ms);
     EXPECT_GT(r.producers[0].overruns, 10u);
     EXPECT_GE(r.timerfd_latency.percentiles().p50, 20'000'000u);  // ~25 ms behind
 }
@@ -165,7 +170,8 @@ kind = "timerfd"
 timers = 4
 initial = "1ms"
 interval = "1ms"
-)"), 400ms);
+)"),
+                             400ms);
     const auto t = r.totals();
     EXPECT_EQ(t.lost, 0);
     EXPECT_GT(r.producers[0].fired, 0u);

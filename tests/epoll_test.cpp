@@ -1,9 +1,8 @@
 #include "evfly/epoll.h"
 
+#include <gtest/gtest.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <array>
 

@@ -21,11 +21,15 @@ TEST(Histogram, BucketsAreNarrowerThanOnePercentFromOneMicrosecondToSixtySeconds
     for (std::uint64_t v = 1000; v < 60'000'000'000ULL; v = v + v / 7 + 1) {
         const auto bucket = HistogramSnapshot::bucket_of(v);
         const auto rep = HistogramSnapshot::bucket_value(bucket);
-        EXPECT_LE(std::abs(static_cast<double>(rep) - static_cast<double>(v)) / static_cast<double>(v), 0.01) << v;
+        EXPECT_LE(
+            std::abs(static_cast<double>(rep) - static_cast<double>(v)) / static_cast<double>(v),
+            0.01)
+            << v;
         EXPECT_EQ(HistogramSnapshot::bucket_of(rep), bucket) << v;
     }
     // Exact below 128 ns, and buckets never go backwards.
-    for (std::uint64_t v = 0; v < 128; ++v) EXPECT_EQ(HistogramSnapshot::bucket_value(HistogramSnapshot::bucket_of(v)), v);
+    for (std::uint64_t v = 0; v < 128; ++v)
+        EXPECT_EQ(HistogramSnapshot::bucket_value(HistogramSnapshot::bucket_of(v)), v);
     for (std::uint64_t v = 1; v < 1'000'000; v += 97) {
         EXPECT_LE(HistogramSnapshot::bucket_of(v - 1), HistogramSnapshot::bucket_of(v));
     }
@@ -49,7 +53,8 @@ TEST(Histogram, PercentilesMatchExactOnesWithinOnePercent) {
     for (const double q : {0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999}) {
         const double exact = static_cast<double>(exact_quantile(values, q));
         const double got = static_cast<double>(s.quantile(q));
-        EXPECT_LE(std::abs(got - exact) / exact, 0.01) << "q=" << q << " exact=" << exact << " got=" << got;
+        EXPECT_LE(std::abs(got - exact) / exact, 0.01)
+            << "q=" << q << " exact=" << exact << " got=" << got;
     }
     const auto p = s.percentiles();
     EXPECT_EQ(p.max, values.back());

@@ -1,15 +1,15 @@
 #include "evfly/log.h"
 
-#include <spdlog/details/log_msg.h>
-
 #include <gtest/gtest.h>
+#include <spdlog/details/log_msg.h>
 
 #include <nlohmann/json.hpp>
 #include <random>
 
 namespace {
 
-std::string render(evfly::LogFormat format, const std::string& payload, spdlog::level::level_enum level = spdlog::level::info) {
+std::string render(evfly::LogFormat format, const std::string& payload,
+                   spdlog::level::level_enum level = spdlog::level::info) {
     const spdlog::details::log_msg msg(spdlog::source_loc{}, "evflyd", level,
                                        spdlog::string_view_t(payload.data(), payload.size()));
     spdlog::memory_buf_t buf;
@@ -20,9 +20,12 @@ std::string render(evfly::LogFormat format, const std::string& payload, spdlog::
 }  // namespace
 
 TEST(LogJson, CarriesTheContractFields) {
-    const std::string line = render(evfly::LogFormat::json,
-                                    evfly::log::encode("event", {{"producer", "notify"}, {"fd", 7}, {"value", std::uint64_t{3}},
-                                                                 {"latency_us", 12.5}, {"ok", true}}));
+    const std::string line =
+        render(evfly::LogFormat::json, evfly::log::encode("event", {{"producer", "notify"},
+                                                                    {"fd", 7},
+                                                                    {"value", std::uint64_t{3}},
+                                                                    {"latency_us", 12.5},
+                                                                    {"ok", true}}));
     ASSERT_EQ(line.back(), '\n');
     const auto j = nlohmann::json::parse(line);
     EXPECT_EQ(j["msg"], "event");
@@ -48,7 +51,8 @@ TEST(LogJson, EveryMessageBecomesValidJson) {
         std::string text;
         const int n = round % 40;
         for (int i = 0; i < n; ++i) text += static_cast<char>(byte(rng));
-        const std::string line = render(evfly::LogFormat::json, evfly::log::encode(text, {{"error", text}}));
+        const std::string line =
+            render(evfly::LogFormat::json, evfly::log::encode(text, {{"error", text}}));
         ASSERT_NO_THROW({
             const auto j = nlohmann::json::parse(line);
             EXPECT_TRUE(j["msg"].is_string());
@@ -71,16 +75,20 @@ TEST(LogJson, EscapesQuotesControlsAndKeepsValidUtf8) {
 }
 
 TEST(LogText, IsOneReadableLine) {
-    const std::string line = render(evfly::LogFormat::text,
-                                    evfly::log::encode("stats", {{"events_per_s", 10.0}, {"config", "/etc/evfly/a b.toml"}}),
-                                    spdlog::level::warn);
+    const std::string line = render(
+        evfly::LogFormat::text,
+        evfly::log::encode("stats", {{"events_per_s", 10.0}, {"config", "/etc/evfly/a b.toml"}}),
+        spdlog::level::warn);
     EXPECT_NE(line.find(" warn ["), std::string::npos) << line;
-    EXPECT_NE(line.find("] stats events_per_s=10.000 config=\"/etc/evfly/a b.toml\"\n"), std::string::npos) << line;
+    EXPECT_NE(line.find("] stats events_per_s=10.000 config=\"/etc/evfly/a b.toml\"\n"),
+              std::string::npos)
+        << line;
 }
 
 TEST(LogEncode, SeparatorsInsideValuesCannotForgeFields) {
-    const std::string line = render(evfly::LogFormat::json,
-                                    evfly::log::encode("m", {{"error", std::string("x\x1f") + "fd\x1ens9"}}));
+    const std::string line =
+        render(evfly::LogFormat::json,
+               evfly::log::encode("m", {{"error", std::string("x\x1f") + "fd\x1ens9"}}));
     const auto j = nlohmann::json::parse(line);
     EXPECT_FALSE(j.contains("fd"));
     EXPECT_EQ(j["error"], "x?fd?ns9");

@@ -64,11 +64,11 @@ struct ConfigIssue {
 
 // Thrown by load_config/parse_config with every problem found.
 class ConfigError : public std::runtime_error {
-public:
+  public:
     explicit ConfigError(std::vector<ConfigIssue> issues);
     [[nodiscard]] const std::vector<ConfigIssue>& issues() const noexcept { return issues_; }
 
-private:
+  private:
     std::vector<ConfigIssue> issues_;
 };
 

@@ -22,7 +22,7 @@
 namespace evfly {
 
 class Engine {
-public:
+  public:
     // Creates the epoll instance, the stop eventfd and the slot table. Throws std::system_error.
     explicit Engine(const Config& config);
     ~Engine();
@@ -40,7 +40,7 @@ public:
 
     void report_into(Report& out) const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

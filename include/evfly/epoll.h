@@ -22,7 +22,7 @@ namespace evfly {
 inline constexpr std::uint32_t kOneShotEvents = EPOLLIN | EPOLLET | EPOLLONESHOT;
 
 class Epoll {
-public:
+  public:
     Epoll();  // throws std::system_error("epoll_create1")
 
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
@@ -35,7 +35,7 @@ public:
     // Blocks up to `timeout_ms` (-1: forever). Returns the number of events, or -errno.
     [[nodiscard]] int wait(std::span<epoll_event> events, int timeout_ms) const noexcept;
 
-private:
+  private:
     Fd fd_;
 };
 

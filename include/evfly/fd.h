@@ -10,7 +10,7 @@
 namespace evfly {
 
 class Fd {
-public:
+  public:
     Fd() noexcept = default;
     explicit Fd(int fd) noexcept : fd_(fd) {}
     ~Fd() { reset(); }
@@ -32,7 +32,7 @@ public:
     // Closes the current descriptor (if any) and takes ownership of `fd`.
     void reset(int fd = -1) noexcept;
 
-private:
+  private:
     int fd_ = -1;
 };
 

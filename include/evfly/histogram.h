@@ -28,10 +28,10 @@ struct Percentiles {
 
 // A plain (single-threaded) copy of a Histogram's counts, for merging and percentiles.
 class HistogramSnapshot {
-public:
+  public:
     static constexpr int kSubBits = 7;
     static constexpr std::size_t kSubBuckets = std::size_t{1} << kSubBits;  // 128
-    static constexpr int kMaxExponent = 37;                                  // 2^37 ns
+    static constexpr int kMaxExponent = 37;                                 // 2^37 ns
     static constexpr std::size_t kBuckets = kSubBuckets * (kMaxExponent - kSubBits + 2);
 
     static std::size_t bucket_of(std::uint64_t value) noexcept;
@@ -50,7 +50,7 @@ public:
     [[nodiscard]] std::uint64_t count() const noexcept { return count_; }
     [[nodiscard]] std::uint64_t max() const noexcept { return max_; }
 
-private:
+  private:
     friend class Histogram;
     std::array<std::uint64_t, kBuckets> counts_{};
     std::uint64_t count_ = 0;
@@ -58,7 +58,7 @@ private:
 };
 
 class Histogram {
-public:
+  public:
     // Single writer only.
     void record(std::uint64_t value) noexcept {
         bump(counts_[HistogramSnapshot::bucket_of(value)]);
@@ -73,7 +73,7 @@ public:
         return count_.load(std::memory_order_relaxed);
     }
 
-private:
+  private:
     static void bump(std::atomic<std::uint64_t>& c) noexcept {
         c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }

@@ -31,22 +31,26 @@ using Level = spdlog::level::level_enum;
 
 // One field of a log line. Keeps views: the values must outlive the emit() call.
 class Field {
-public:
+  public:
     enum class Type : char { string = 's', number = 'n', boolean = 'b' };
-    Field(std::string_view key, std::string_view value) : key_(key), text_(value), type_(Type::string) {}
+    Field(std::string_view key, std::string_view value)
+        : key_(key), text_(value), type_(Type::string) {}
     Field(std::string_view key, const char* value) : Field(key, std::string_view(value)) {}
     Field(std::string_view key, const std::string& value) : Field(key, std::string_view(value)) {}
-    Field(std::string_view key, bool value) : key_(key), text_(value ? "true" : "false"), type_(Type::boolean) {}
+    Field(std::string_view key, bool value)
+        : key_(key), text_(value ? "true" : "false"), type_(Type::boolean) {}
     template <std::integral T>
-        requires(!std::same_as<T, bool> && !std::same_as<T, char>)
-    Field(std::string_view key, T value) : key_(key), number_(std::to_string(value)), type_(Type::number) {}
+    requires(!std::same_as<T, bool> && !std::same_as<T, char>) Field(std::string_view key, T value)
+        : key_(key), number_(std::to_string(value)), type_(Type::number) {}
     Field(std::string_view key, double value);
 
     [[nodiscard]] std::string_view key() const noexcept { return key_; }
-    [[nodiscard]] std::string_view text() const noexcept { return type_ == Type::number ? std::string_view(number_) : text_; }
+    [[nodiscard]] std::string_view text() const noexcept {
+        return type_ == Type::number ? std::string_view(number_) : text_;
+    }
     [[nodiscard]] Type type() const noexcept { return type_; }
 
-private:
+  private:
     std::string_view key_;
     std::string_view text_;
     std::string number_;

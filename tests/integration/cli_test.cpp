@@ -9,7 +9,8 @@ using evfly::test::TempDir;
 TEST(Cli, HelpAndVersionExitZero) {
     const auto help = run_evflyd({"--help"});
     EXPECT_EQ(help.code, 0);
-    for (const char* option : {"--config", "--check-config", "--print-config", "--run-for", "--summary", "--log-level", "--log-format", "--version"}) {
+    for (const char* option : {"--config", "--check-config", "--print-config", "--run-for",
+                               "--summary", "--log-level", "--log-format", "--version"}) {
         EXPECT_NE(help.out.find(option), std::string::npos) << option;
     }
     const auto version = run_evflyd({"--version"});
@@ -19,9 +20,14 @@ TEST(Cli, HelpAndVersionExitZero) {
 
 TEST(Cli, EveryCommandLineErrorExits64WithOneLine) {
     const std::vector<std::vector<std::string>> bad = {
-        {"--bogus"},         {"--run-for", "5"},         {"--run-for", "-1s"},
-        {"--run-for"},       {"--log-level", "loud"},    {"--log-format", "xml"},
-        {"stray-argument"},  {"-c"},
+        {"--bogus"},
+        {"--run-for", "5"},
+        {"--run-for", "-1s"},
+        {"--run-for"},
+        {"--log-level", "loud"},
+        {"--log-format", "xml"},
+        {"stray-argument"},
+        {"-c"},
     };
     for (const auto& args : bad) {
         const auto r = run_evflyd(args);
@@ -42,12 +48,20 @@ TEST(Cli, CheckConfigAcceptsAGoodFileAndStartsNothing) {
 
 TEST(Cli, BadConfigExits78NamingFileLineAndKeyForEveryError) {
     TempDir dir;
-    const auto path = dir.write("bad.toml", "[daemon]\nconsumers = 0\n\n[[producer]]\nname = \"t\"\nkind = \"timerfd\"\nrate = 3\n");
-    for (const auto& args : {std::vector<std::string>{"--check-config", "-c", path}, std::vector<std::string>{"-c", path, "--run-for", "1s"}}) {
+    const auto path = dir.write(
+        "bad.toml",
+        "[daemon]\nconsumers = 0\n\n[[producer]]\nname = \"t\"\nkind = \"timerfd\"\nrate = 3\n");
+    for (const auto& args : {std::vector<std::string>{"--check-config", "-c", path},
+                             std::vector<std::string>{"-c", path, "--run-for", "1s"}}) {
         const auto r = run_evflyd(args);
         EXPECT_EQ(r.code, 78);
-        EXPECT_NE(r.err.find(path + ":2: key 'daemon.consumers': must be between 1 and 1024 (got 0)"), std::string::npos) << r.err;
-        EXPECT_NE(r.err.find(path + ":7: key 'producer[0].rate': belongs to eventfd producers"), std::string::npos) << r.err;
+        EXPECT_NE(
+            r.err.find(path + ":2: key 'daemon.consumers': must be between 1 and 1024 (got 0)"),
+            std::string::npos)
+            << r.err;
+        EXPECT_NE(r.err.find(path + ":7: key 'producer[0].rate': belongs to eventfd producers"),
+                  std::string::npos)
+            << r.err;
         EXPECT_NE(r.err.find("2 errors"), std::string::npos) << r.err;
         EXPECT_EQ(r.err.find("started"), std::string::npos);
     }
@@ -60,7 +74,8 @@ TEST(Cli, DirectoryAndFifoAreRefusedQuickly) {
     EXPECT_NE(dir_result.err.find("is a directory"), std::string::npos);
     const std::string fifo = dir.path() + "/fifo";
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-    const auto fifo_result = run_evflyd({"--check-config", "-c", fifo}, {}, std::chrono::seconds(5));
+    const auto fifo_result =
+        run_evflyd({"--check-config", "-c", fifo}, {}, std::chrono::seconds(5));
     EXPECT_EQ(fifo_result.code, 78);
     EXPECT_NE(fifo_result.err.find("not a regular file"), std::string::npos);
 }

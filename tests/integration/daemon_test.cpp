@@ -1,10 +1,9 @@
 // End-to-end runs of the real evflyd binary, read back through its summary and its logs.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -87,7 +86,8 @@ TEST(Daemon, ClassicDemoRunsOnTheEmbeddedDefault) {
     EXPECT_EQ(s["latency_ns"]["eventfd"]["count"], 12);
     EXPECT_EQ(s["latency_ns"]["timerfd"]["count"], 4);
     EXPECT_NEAR(s["elapsed_s"].get<double>(), 5.5, 0.5);
-    for (const char* key : {"cpu_user_s", "cpu_sys_s", "max_rss_kib", "voluntary_ctx_switches", "involuntary_ctx_switches"}) {
+    for (const char* key : {"cpu_user_s", "cpu_sys_s", "max_rss_kib", "voluntary_ctx_switches",
+                            "involuntary_ctx_switches"}) {
         EXPECT_TRUE(s["resources"].contains(key)) << key;
     }
 }
@@ -218,7 +218,8 @@ initial = "1h"
 )");
     Process p({"-c", config});
     // Wait for every consumer to be up and parked in epoll_wait.
-    for (int i = 0; i < 200 && evfly::test::thread_count(p.pid(), "consumer-") < 16; ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 200 && evfly::test::thread_count(p.pid(), "consumer-") < 16; ++i)
+        std::this_thread::sleep_for(10ms);
     ASSERT_EQ(evfly::test::thread_count(p.pid(), "consumer-"), 16);
     std::this_thread::sleep_for(200ms);
     const long long consumers_before = evfly::test::thread_ctx_switches(p.pid(), "consumer-");
@@ -286,16 +287,20 @@ interval = "50ms"
     for (const auto& line : evfly::test::lines(r.err)) {
         json j;
         ASSERT_NO_THROW(j = json::parse(line)) << line;
-        for (const char* key : {"ts", "level", "thread", "msg"}) ASSERT_TRUE(j.contains(key)) << line;
+        for (const char* key : {"ts", "level", "thread", "msg"})
+            ASSERT_TRUE(j.contains(key)) << line;
         if (j["msg"] == "event") {
             ++events;
             EXPECT_EQ(j["level"], "debug");
             EXPECT_EQ(j["thread"].get<std::string>().rfind("consumer-", 0), 0u) << line;
-            for (const char* key : {"consumer", "producer", "fd", "value", "latency_us"}) EXPECT_TRUE(j.contains(key)) << line;
+            for (const char* key : {"consumer", "producer", "fd", "value", "latency_us"})
+                EXPECT_TRUE(j.contains(key)) << line;
         }
         if (j["msg"] == "stats") {
             ++stats;
-            for (const char* key : {"events_per_s", "eventfd_p99_us", "timerfd_p99_us", "log_dropped", "in_flight"}) EXPECT_TRUE(j.contains(key)) << line;
+            for (const char* key :
+                 {"events_per_s", "eventfd_p99_us", "timerfd_p99_us", "log_dropped", "in_flight"})
+                EXPECT_TRUE(j.contains(key)) << line;
         }
     }
     EXPECT_GT(events, 60);  // ~100 eventfd + ~20 timer events
@@ -304,7 +309,9 @@ interval = "50ms"
 
 TEST(Daemon, InfoLevelHasNoPerEventLinesAndTextFormatWorks) {
     TempDir dir;
-    const auto config = dir.write("i.toml", "[log]\nsink = \"stderr\"\n[[producer]]\nname = \"n\"\nkind = \"eventfd\"\nrate = 100\n");
+    const auto config = dir.write(
+        "i.toml",
+        "[log]\nsink = \"stderr\"\n[[producer]]\nname = \"n\"\nkind = \"eventfd\"\nrate = 100\n");
     const auto r = run_evflyd({"-c", config, "--run-for", "500ms", "--log-format", "text"});
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.err.find("msg\":\"event"), std::string::npos);
@@ -316,20 +323,32 @@ TEST(Daemon, SummaryToStdoutHasTheContractKeys) {
     const auto r = run_evflyd({"--run-for", "200ms", "--summary", "-"});
     ASSERT_EQ(r.code, 0) << r.err;
     const json s = json::parse(r.out);
-    for (const char* key : {"evfly_version", "elapsed_s", "consumers", "producers", "totals", "latency_ns", "resources"}) EXPECT_TRUE(s.contains(key)) << key;
-    for (const char* key : {"fired", "value_written", "value_read", "lost", "events_dispatched", "epoll_wakeups"}) EXPECT_TRUE(s["totals"].contains(key)) << key;
-    for (const char* key : {"count", "p50", "p90", "p99", "p999", "max"}) EXPECT_TRUE(s["latency_ns"]["timerfd"].contains(key)) << key;
-    for (const char* key : {"name", "kind", "threads", "fired", "value_written", "value_read", "expirations", "overruns"}) EXPECT_TRUE(s["producers"][0].contains(key)) << key;
+    for (const char* key : {"evfly_version", "elapsed_s", "consumers", "producers", "totals",
+                            "latency_ns", "resources"})
+        EXPECT_TRUE(s.contains(key)) << key;
+    for (const char* key :
+         {"fired", "value_written", "value_read", "lost", "events_dispatched", "epoll_wakeups"})
+        EXPECT_TRUE(s["totals"].contains(key)) << key;
+    for (const char* key : {"count", "p50", "p90", "p99", "p999", "max"})
+        EXPECT_TRUE(s["latency_ns"]["timerfd"].contains(key)) << key;
+    for (const char* key : {"name", "kind", "threads", "fired", "value_written", "value_read",
+                            "expirations", "overruns"})
+        EXPECT_TRUE(s["producers"][0].contains(key)) << key;
 }
 
 TEST(Daemon, ThreadsCarryTheirNames) {
     TempDir dir;
-    const auto config = dir.write("n.toml", "[daemon]\nconsumers = 3\n[log]\nsink = \"stderr\"\n[[producer]]\nname = \"notify\"\nkind = \"eventfd\"\nthreads = 2\n");
+    const auto config =
+        dir.write("n.toml",
+                  "[daemon]\nconsumers = 3\n[log]\nsink = \"stderr\"\n[[producer]]\nname = "
+                  "\"notify\"\nkind = \"eventfd\"\nthreads = 2\n");
     Process p({"-c", config});
     // "started" is logged once every thread runs.
-    for (int i = 0; i < 1000 && p.err().find("\"started\"") == std::string::npos; ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 1000 && p.err().find("\"started\"") == std::string::npos; ++i)
+        std::this_thread::sleep_for(10ms);
     EXPECT_EQ(evfly::test::thread_count(p.pid(), "consumer-"), 3);
-    EXPECT_EQ(evfly::test::thread_count(p.pid(), "producer-notif"), 2);  // 15 bytes of "producer-notify-0"
+    EXPECT_EQ(evfly::test::thread_count(p.pid(), "producer-notif"),
+              2);  // 15 bytes of "producer-notify-0"
     EXPECT_EQ(evfly::test::thread_count(p.pid(), "supervisor"), 1);
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(10s), 0);
@@ -353,7 +372,8 @@ TEST(Daemon, NotifiesReadyWatchdogAndStopping) {
     Process p({"--run-for", "1s"}, options);
     std::string received;
     const auto deadline = std::chrono::steady_clock::now() + 15s;
-    while (std::chrono::steady_clock::now() < deadline && received.find("STOPPING=1") == std::string::npos) {
+    while (std::chrono::steady_clock::now() < deadline &&
+           received.find("STOPPING=1") == std::string::npos) {
         char buf[512];
         const ssize_t n = ::recv(sock, buf, sizeof buf, 0);
         if (n > 0) received += std::string(buf, static_cast<std::size_t>(n)) + "\n";

@@ -160,7 +160,8 @@ long long thread_ctx_switches(pid_t pid, const std::string& prefix) {
     long long total = 0;
     for_threads(pid, prefix, [&](const std::string& task) {
         for (const auto& line : lines(read_file(task + "/status"))) {
-            if (line.rfind("voluntary_ctxt_switches:", 0) == 0) total += std::stoll(line.substr(24));
+            if (line.rfind("voluntary_ctxt_switches:", 0) == 0)
+                total += std::stoll(line.substr(24));
         }
     });
     return total;

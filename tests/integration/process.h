@@ -11,13 +11,13 @@
 namespace evfly::test {
 
 struct SpawnOptions {
-    std::vector<std::string> env;          // extra NAME=value entries
-    std::optional<unsigned long> nofile;   // RLIMIT_NOFILE (soft and hard) for the child
-    bool clear_notify_env = true;          // drop NOTIFY_SOCKET/WATCHDOG_* inherited from us
+    std::vector<std::string> env;         // extra NAME=value entries
+    std::optional<unsigned long> nofile;  // RLIMIT_NOFILE (soft and hard) for the child
+    bool clear_notify_env = true;         // drop NOTIFY_SOCKET/WATCHDOG_* inherited from us
 };
 
 class Process {
-public:
+  public:
     Process(const std::vector<std::string>& args, const SpawnOptions& options = {});
     ~Process();
     Process(const Process&) = delete;
@@ -30,7 +30,7 @@ public:
     [[nodiscard]] std::string out() const;  // stdout so far
     [[nodiscard]] std::string err() const;  // stderr so far
 
-private:
+  private:
     pid_t pid_ = -1;
     bool reaped_ = false;
     std::string dir_;
@@ -47,13 +47,13 @@ Result run_evflyd(const std::vector<std::string>& args, const SpawnOptions& opti
 
 // A temporary directory removed with its contents at destruction.
 class TempDir {
-public:
+  public:
     TempDir();
     ~TempDir();
     [[nodiscard]] const std::string& path() const noexcept { return path_; }
     std::string write(const std::string& name, const std::string& text) const;
 
-private:
+  private:
     std::string path_;
 };
 
