@@ -389,3 +389,36 @@ TEST(Daemon, NotifiesReadyWatchdogAndStopping) {
     EXPECT_LT(ready, watchdog);
     EXPECT_LT(watchdog, stopping);
 }
+
+TEST(Daemon, FileSinkGetsEveryLine) {
+    TempDir dir;
+    const std::string log = dir.path() + "/evfly.log";
+    const auto config = dir.write("f.toml", "[log]\nsink = \"file\"\nfile = \"" + log +
+                                                "\"\n[daemon]\nstats_interval = \"100ms\"\n");
+    const auto r = run_evflyd({"-c", config, "--run-for", "500ms"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err, "");  // nothing on stderr: it all went to the file
+    int stats = 0;
+    bool started = false;
+    bool stopped = false;
+    for (const auto& line : evfly::test::lines(evfly::test::read_file(log))) {
+        const json j = json::parse(line);
+        stats += j["msg"] == "stats" ? 1 : 0;
+        started = started || j["msg"] == "started";
+        stopped = stopped || j["msg"] == "stopped";
+    }
+    EXPECT_TRUE(started);
+    EXPECT_TRUE(stopped);
+    EXPECT_GE(stats, 3);
+}
+
+TEST(Daemon, UnopenableLogFileIsAStartupResourceError) {
+    TempDir dir;
+    // spdlog creates missing directories, so make the parent a regular file.
+    const auto blocker = dir.write("not-a-dir", "");
+    const auto config =
+        dir.write("f.toml", "[log]\nsink = \"file\"\nfile = \"" + blocker + "/evfly.log\"\n");
+    const auto r = run_evflyd({"-c", config, "--run-for", "1s"});
+    EXPECT_EQ(r.code, 71);
+    EXPECT_NE(r.err.find("cannot open log file"), std::string::npos) << r.err;
+}
