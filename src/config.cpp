@@ -370,10 +370,10 @@ Config load_config(const std::filesystem::path& path) {
     // O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
     Fd fd(::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     if (!fd)
-        throw ConfigError({file_issue(name, std::string("cannot open: ") + std::strerror(errno))});
+        throw ConfigError({file_issue(name, std::string("cannot open: ") + errno_text(errno))});
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) {
-        throw ConfigError({file_issue(name, std::string("cannot stat: ") + std::strerror(errno))});
+        throw ConfigError({file_issue(name, std::string("cannot stat: ") + errno_text(errno))});
     }
     if (S_ISDIR(st.st_mode)) throw ConfigError({file_issue(name, "is a directory, not a file")});
     if (!S_ISREG(st.st_mode)) throw ConfigError({file_issue(name, "is not a regular file")});
@@ -388,8 +388,7 @@ Config load_config(const std::filesystem::path& path) {
         const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0)
-            throw ConfigError(
-                {file_issue(name, std::string("cannot read: ") + std::strerror(errno))});
+            throw ConfigError({file_issue(name, std::string("cannot read: ") + errno_text(errno))});
         if (n == 0) break;
         text.append(buffer, static_cast<std::size_t>(n));
         if (text.size() > kMaxConfigBytes) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine_impl.h"
+#include "evfly/fd.h"
 #include "evfly/log.h"
 
 namespace evfly::detail {
@@ -43,7 +44,7 @@ void ConsumerThread::run() {
         if (n < 0) {
             if (n == -EINTR) continue;
             errors.add();
-            log::emit(log::Level::err, "epoll_wait failed", {{"error", std::strerror(-n)}});
+            log::emit(log::Level::err, "epoll_wait failed", {{"error", errno_text(-n)}});
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
             continue;
         }
@@ -116,7 +117,7 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     if (::read(fd, &value, sizeof value) != static_cast<ssize_t>(sizeof value)) {
         errors.add();
         log::emit(log::Level::err, "eventfd read failed",
-                  {{"fd", fd}, {"error", std::strerror(errno)}});
+                  {{"fd", fd}, {"error", errno_text(errno)}});
         value = 0;
     }
     const std::int64_t latency = steady_ns() - slot.stamp.load(std::memory_order_relaxed);
@@ -157,13 +158,13 @@ void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
     } else if (errno != EAGAIN) {
         errors.add();
         log::emit(log::Level::err, "eventfd read failed",
-                  {{"fd", fd}, {"error", std::strerror(errno)}});
+                  {{"fd", fd}, {"error", errno_text(errno)}});
     }
     // Re-arming re-checks readiness, so writes that landed after our read are reported again.
     if (const int err = shared_.epoll.rearm(fd, make_token(index, generation)); err != 0) {
         errors.add();
         log::emit(log::Level::err, "epoll_ctl MOD failed",
-                  {{"fd", fd}, {"error", std::strerror(err)}});
+                  {{"fd", fd}, {"error", errno_text(err)}});
     }
 }
 
@@ -196,13 +197,13 @@ void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t
     } else if (errno != EAGAIN) {
         errors.add();
         log::emit(log::Level::err, "timerfd read failed",
-                  {{"fd", fd}, {"error", std::strerror(errno)}});
+                  {{"fd", fd}, {"error", errno_text(errno)}});
     }
     if (producer.interval.count() == 0) return;  // one-shot: nothing more will fire
     if (const int err = shared_.epoll.rearm(fd, make_token(index, generation)); err != 0) {
         errors.add();
         log::emit(log::Level::err, "epoll_ctl MOD failed",
-                  {{"fd", fd}, {"error", std::strerror(err)}});
+                  {{"fd", fd}, {"error", errno_text(err)}});
     }
 }
 

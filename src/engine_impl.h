@@ -129,7 +129,6 @@ class ProducerThread {
 
     Shared& shared_;
     const ProducerConfig& config_;
-    std::uint32_t spec_;
     std::string name_;
     std::uint32_t first_slot_;
     std::uint32_t slot_count_;

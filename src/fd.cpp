@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <system_error>
 
 namespace evfly {
@@ -19,6 +20,11 @@ void Fd::reset(int fd) noexcept {
 
 void throw_errno(const char* what) {
     throw std::system_error(errno, std::generic_category(), what);
+}
+
+const char* errno_text(int err) noexcept {
+    const char* text = ::strerrordesc_np(err);
+    return text != nullptr ? text : "unknown error";
 }
 
 int count_open_fds() {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "engine_impl.h"
+#include "evfly/fd.h"
 #include "evfly/log.h"
 
 namespace evfly::detail {
@@ -52,7 +53,6 @@ ProducerThread::ProducerThread(Shared& shared, std::uint32_t spec, std::uint32_t
                                std::uint32_t first_slot, std::uint32_t slot_count)
     : shared_(shared),
       config_(shared.config.producers[spec]),
-      spec_(spec),
       name_("producer-" + config_.name + "-" + std::to_string(index)),
       first_slot_(first_slot),
       slot_count_(slot_count) {
@@ -149,13 +149,12 @@ int ProducerThread::create_fd(const std::stop_token& stop, const char* what, Mak
                 fd_exhaustion.add();
                 log::emit(
                     log::Level::warn, "out of file descriptors, backing off",
-                    {{"producer", config_.name}, {"syscall", what}, {"error", std::strerror(err)}});
+                    {{"producer", config_.name}, {"syscall", what}, {"error", errno_text(err)}});
             }
         } else {
             errors.add();
-            log::emit(
-                log::Level::err, "cannot create fd",
-                {{"producer", config_.name}, {"syscall", what}, {"error", std::strerror(err)}});
+            log::emit(log::Level::err, "cannot create fd",
+                      {{"producer", config_.name}, {"syscall", what}, {"error", errno_text(err)}});
         }
         ++attempts;
         // Wait for one of our fds to be closed by a consumer, or a little while.
@@ -194,7 +193,7 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
             free_.push_back(index);
             errors.add();
             log::emit(log::Level::warn, "epoll_ctl ADD failed",
-                      {{"producer", config_.name}, {"error", std::strerror(err)}});
+                      {{"producer", config_.name}, {"error", errno_text(err)}});
             sleep_until(stop, steady_ns() + kFdBackoffNs);
             continue;
         }
@@ -211,7 +210,7 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
             value_written.sub(value);
             errors.add();
             log::emit(log::Level::err, "eventfd write failed",
-                      {{"producer", config_.name}, {"fd", fd}, {"error", std::strerror(err)}});
+                      {{"producer", config_.name}, {"fd", fd}, {"error", errno_text(err)}});
             (void)shared_.epoll.remove(fd);
             ::close(fd);
             slot.fd.store(-1, std::memory_order_relaxed);
@@ -281,7 +280,7 @@ void ProducerThread::run_persistent(const std::stop_token& stop) {
                 value_written.sub(value);
                 errors.add();
                 log::emit(log::Level::err, "eventfd write failed",
-                          {{"producer", config_.name}, {"fd", fd}, {"error", std::strerror(err)}});
+                          {{"producer", config_.name}, {"fd", fd}, {"error", errno_text(err)}});
                 break;
             }
             // The counter is full: the value was not added. Wait for a consumer to drain it.
@@ -316,7 +315,7 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
             ::close(fd);
             errors.add();
             log::emit(log::Level::err, "epoll_ctl ADD failed",
-                      {{"producer", config_.name}, {"error", std::strerror(err)}});
+                      {{"producer", config_.name}, {"error", errno_text(err)}});
             continue;
         }
         itimerspec spec{};
@@ -325,7 +324,7 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
         if (::timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, nullptr) != 0) {
             errors.add();
             log::emit(log::Level::err, "timerfd_settime failed",
-                      {{"producer", config_.name}, {"error", std::strerror(errno)}});
+                      {{"producer", config_.name}, {"error", errno_text(errno)}});
             continue;
         }
         ++armed;

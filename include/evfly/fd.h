@@ -39,6 +39,9 @@ class Fd {
 // Throws std::system_error naming `what` (a syscall) with the current errno.
 [[noreturn]] void throw_errno(const char* what);
 
+// A description of errno value `err`, safe from any thread (unlike strerror).
+const char* errno_text(int err) noexcept;
+
 // The number of open descriptors of this process (entries of /proc/self/fd).
 int count_open_fds();
 
