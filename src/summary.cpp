@@ -2,6 +2,10 @@
 
 #include <sys/resource.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 namespace evfly {
@@ -19,13 +23,26 @@ nlohmann::ordered_json latency(const HistogramSnapshot& h) {
 
 }  // namespace
 
+std::uint64_t peak_rss_kib() {
+    // VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across execve, so a daemon
+    // started by a large parent (a shell script, a test harness) would report the parent's peak.
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("VmHWM:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10);
+    }
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return static_cast<std::uint64_t>(usage.ru_maxrss);
+}
+
 Resources sample_resources() {
     Resources r;
     rusage usage{};
     ::getrusage(RUSAGE_SELF, &usage);
     r.cpu_user_s = seconds(usage.ru_utime);
     r.cpu_sys_s = seconds(usage.ru_stime);
-    r.max_rss_kib = static_cast<std::uint64_t>(usage.ru_maxrss);
+    r.max_rss_kib = peak_rss_kib();
     r.voluntary_ctx_switches = static_cast<std::uint64_t>(usage.ru_nvcsw);
     r.involuntary_ctx_switches = static_cast<std::uint64_t>(usage.ru_nivcsw);
     return r;

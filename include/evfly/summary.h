@@ -21,6 +21,8 @@ struct Resources {
 
 // getrusage(RUSAGE_SELF): every thread of the process, joined ones included.
 Resources sample_resources();
+// Peak resident set of this process image in KiB (VmHWM), unaffected by the exec'ing parent.
+std::uint64_t peak_rss_kib();
 
 std::string summary_json(const RunResult& result, const Resources& resources,
                          std::uint64_t log_dropped);

@@ -336,6 +336,19 @@ TEST(Daemon, SummaryToStdoutHasTheContractKeys) {
         EXPECT_TRUE(s["producers"][0].contains(key)) << key;
 }
 
+TEST(Daemon, PeakRssIsTheDaemonsOwnNotItsParents) {
+    // Linux carries getrusage's ru_maxrss across execve: a daemon started by a large parent
+    // would report the parent's peak. Make this test process large, then start evflyd from it.
+    std::vector<char> ballast(std::size_t{128} << 20);
+    for (std::size_t i = 0; i < ballast.size(); i += 4096) ballast[i] = 1;
+    const auto r = run_evflyd({"--run-for", "100ms", "--summary", "-"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto rss_kib = json::parse(r.out)["resources"]["max_rss_kib"].get<std::uint64_t>();
+    EXPECT_GT(rss_kib, 1024u);
+    EXPECT_LT(rss_kib, 64u * 1024) << "the parent's 128 MiB leaked into the daemon's peak RSS";
+    EXPECT_EQ(ballast[4096], 1);
+}
+
 TEST(Daemon, ThreadsCarryTheirNames) {
     TempDir dir;
     const auto config =
