@@ -2,8 +2,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <vector>
 
 #include "engine_impl.h"
@@ -37,6 +39,8 @@ void ConsumerThread::start() {
 void ConsumerThread::run() {
     log::set_thread_name(name_);
     std::vector<epoll_event> events(shared_.config.daemon.max_events);
+    released_.reserve(events.size());
+    release_scratch_.reserve(events.size());
     shared_.count_started();
     while (!stopping_) {
         // No timeout: an idle consumer sleeps until there is work or the stop eventfd fires.
@@ -63,6 +67,7 @@ void ConsumerThread::run() {
                 log::emit(log::Level::err, "event handler failed", {{"error", e.what()}});
             }
         }
+        flush_released();
         if (dispatched.get() != dispatched_before) wakeups.add();
     }
 }
@@ -127,14 +132,35 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
     log_event(slot, fd, value, latency);
     spend(slot.owner->config());
-    // Detach before close: the registration must not outlive the fd number, which the next
-    // eventfd() anywhere in the process may reuse at once.
-    if (const int err = shared_.epoll.remove(fd); err != 0) errors.add();
+    // close() is the detach, with no EPOLL_CTL_DEL first (one syscall less per event, measured in
+    // tests/bench): this is the only descriptor of the eventfd (CLOEXEC, never dup'd, evflyd never
+    // forks), so closing it releases the file and the kernel drops the registration with it.
+    // Even if a copy of the descriptor existed, EPOLLONESHOT has already disarmed the
+    // registration, and epoll keys registrations by file as well as number, so a new eventfd
+    // that reuses the number is a separate registration.
     slot.fd.store(-1, std::memory_order_relaxed);
     ::close(fd);
     slot.generation.store(slot.generation.load(std::memory_order_relaxed) + 1,
                           std::memory_order_release);
-    slot.owner->release_slot(index);
+    released_.emplace_back(slot.owner, index);
+    // With a modelled handler cost, hand the fd back now rather than after the whole batch.
+    if (slot.owner->config().work.count() > 0) flush_released();
+}
+
+void ConsumerThread::flush_released() {
+    if (released_.empty()) return;
+    // Group by producer; a batch holds at most max_events entries, usually of one or two owners.
+    std::sort(released_.begin(), released_.end(), [](const auto& a, const auto& b) {
+        return std::less<>()(a.first, b.first);
+    });
+    for (std::size_t i = 0; i < released_.size();) {
+        ProducerThread* owner = released_[i].first;
+        release_scratch_.clear();
+        for (; i < released_.size() && released_[i].first == owner; ++i)
+            release_scratch_.push_back(released_[i].second);
+        owner->release_slots(release_scratch_.data(), release_scratch_.size());
+    }
+    released_.clear();
 }
 
 void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation) {

@@ -95,8 +95,9 @@ class ProducerThread {
     void join() {
         if (thread_.joinable()) thread_.join();
     }
-    // Called by a consumer when it has closed a per-event fd. Safe from any thread.
-    void release_slot(std::uint32_t index);
+    // Called by a consumer when it has closed per-event fds of this producer: once per epoll_wait
+    // batch, with every slot of this producer the batch closed. Safe from any thread.
+    void release_slots(const std::uint32_t* indices, std::size_t count);
     // Closes whatever per-event fds are still registered (after the consumers are gone).
     std::uint64_t abandon_leftovers();
 
@@ -167,11 +168,16 @@ class alignas(64) ConsumerThread {
     void handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation);
     void spend(const ProducerConfig& producer);
     void log_event(const Slot& slot, int fd, std::uint64_t value, std::int64_t latency_ns);
+    // Hands the per-event slots closed in this batch back to their producers, one lock each.
+    void flush_released();
 
     Shared& shared_;
     std::uint32_t index_;
     std::string name_;
     bool stopping_ = false;
+    // Per-event slots closed in the current batch, by owner; consumer thread only.
+    std::vector<std::pair<ProducerThread*, std::uint32_t>> released_;
+    std::vector<std::uint32_t> release_scratch_;
     std::jthread thread_;
 };
 

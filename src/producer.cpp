@@ -123,9 +123,9 @@ std::int64_t ProducerThread::acquire_slot(const std::stop_token& stop) {
     return index;
 }
 
-void ProducerThread::release_slot(std::uint32_t index) {
+void ProducerThread::release_slots(const std::uint32_t* indices, std::size_t count) {
     std::lock_guard lock(pool_mutex_);
-    returned_.push_back(index);
+    returned_.insert(returned_.end(), indices, indices + count);
     if (waiting_) pool_cv_.notify_one();
 }
 
