@@ -1,8 +1,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <functional>
@@ -150,9 +150,8 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
 void ConsumerThread::flush_released() {
     if (released_.empty()) return;
     // Group by producer; a batch holds at most max_events entries, usually of one or two owners.
-    std::sort(released_.begin(), released_.end(), [](const auto& a, const auto& b) {
-        return std::less<>()(a.first, b.first);
-    });
+    std::sort(released_.begin(), released_.end(),
+              [](const auto& a, const auto& b) { return std::less<>()(a.first, b.first); });
     for (std::size_t i = 0; i < released_.size();) {
         ProducerThread* owner = released_[i].first;
         release_scratch_.clear();
