@@ -4,9 +4,8 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace evfly {
 namespace {

@@ -1,0 +1,183 @@
+// Shared by the benchmark programs in tests/bench/ (the raw-syscall floor and the libuv and
+// Boost.Asio peers): option parsing, exact latency percentiles, resource usage, and the one JSON
+// object each program prints on stdout for tests/bench/run to collect.
+#pragma once
+
+#include <pthread.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bench {
+
+inline std::int64_t now_ns(clockid_t clock = CLOCK_MONOTONIC) noexcept {
+    timespec ts{};
+    ::clock_gettime(clock, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+inline timespec to_timespec(std::int64_t ns) noexcept {
+    return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
+// Sleeps until an absolute CLOCK_MONOTONIC time (steady_clock is the same clock on Linux).
+inline void sleep_until_ns(std::int64_t deadline) noexcept {
+    const timespec ts = to_timespec(deadline);
+    while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) != 0) {
+    }
+}
+
+[[noreturn]] inline void die(const char* what) {
+    std::fprintf(stderr, "bench: %s: %s\n", what, std::strerror(errno));
+    std::exit(1);
+}
+
+// --key=value options; every program takes the same set and ignores what it does not use.
+struct Options {
+    std::string workload;  // persistent | per-event | paced | timer | idle | channels
+    int producers = 2;
+    int consumers = 2;
+    int max_events = 64;
+    double seconds = 1.0;
+    std::uint64_t rate = 0;              // per producer, events/s; 0 = flat out
+    std::int64_t period_ns = 1'000'000;  // timer workload
+    int timers = 8;
+    int channels = 10'000;
+    int max_in_flight = 1024;
+    bool pipe = false;  // the floor's pipe variant
+};
+
+inline Options parse_options(int argc, char** argv) {
+    Options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        const auto eq = arg.find('=');
+        if (arg.substr(0, 2) != "--") {
+            std::fprintf(stderr, "bench: unexpected argument '%s'\n", argv[i]);
+            std::exit(64);
+        }
+        const std::string key(arg.substr(2, eq == std::string_view::npos ? arg.npos : eq - 2));
+        const std::string value =
+            eq == std::string_view::npos ? "" : std::string(arg.substr(eq + 1));
+        if (key == "workload")
+            o.workload = value;
+        else if (key == "producers")
+            o.producers = std::stoi(value);
+        else if (key == "consumers")
+            o.consumers = std::stoi(value);
+        else if (key == "max-events")
+            o.max_events = std::stoi(value);
+        else if (key == "seconds")
+            o.seconds = std::stod(value);
+        else if (key == "rate")
+            o.rate = std::stoull(value);
+        else if (key == "period-us")
+            o.period_ns = std::stoll(value) * 1000;
+        else if (key == "timers")
+            o.timers = std::stoi(value);
+        else if (key == "channels")
+            o.channels = std::stoi(value);
+        else if (key == "max-in-flight")
+            o.max_in_flight = std::stoi(value);
+        else if (key == "pipe")
+            o.pipe = true;
+        else {
+            std::fprintf(stderr, "bench: unknown option '--%s'\n", key.c_str());
+            std::exit(64);
+        }
+    }
+    if (o.workload.empty()) {
+        std::fprintf(stderr, "bench: --workload= is required\n");
+        std::exit(64);
+    }
+    return o;
+}
+
+// Latency samples of one thread, kept exactly: sorted once at the end.
+class Samples {
+  public:
+    Samples() { values_.reserve(1 << 16); }
+    void add(std::int64_t ns) { values_.push_back(ns > 0 ? static_cast<std::uint64_t>(ns) : 0); }
+    void merge(const Samples& other) {
+        values_.insert(values_.end(), other.values_.begin(), other.values_.end());
+    }
+    [[nodiscard]] std::size_t size() const { return values_.size(); }
+    // Nearest-rank percentile; q in [0, 1].
+    [[nodiscard]] std::uint64_t at(double q) {
+        if (values_.empty()) return 0;
+        if (!sorted_) std::sort(values_.begin(), values_.end()), sorted_ = true;
+        auto rank = static_cast<std::size_t>(q * static_cast<double>(values_.size()));
+        return values_[std::min(rank, values_.size() - 1)];
+    }
+
+  private:
+    std::vector<std::uint64_t> values_;
+    bool sorted_ = false;
+};
+
+// Builds the single-line JSON result: {"k": v, ...}. Values are numbers or plain strings.
+class Result {
+  public:
+    Result& num(const char* key, double value) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.6g", value);
+        return raw(key, buf);
+    }
+    Result& str(const char* key, const std::string& value) { return raw(key, "\"" + value + "\""); }
+    Result& latency(const char* key, Samples& s) {
+        char buf[256];
+        std::snprintf(buf, sizeof buf,
+                      "{\"count\": %zu, \"p50\": %llu, \"p90\": %llu, \"p99\": %llu, "
+                      "\"p999\": %llu, \"max\": %llu}",
+                      s.size(), static_cast<unsigned long long>(s.at(0.50)),
+                      static_cast<unsigned long long>(s.at(0.90)),
+                      static_cast<unsigned long long>(s.at(0.99)),
+                      static_cast<unsigned long long>(s.at(0.999)),
+                      static_cast<unsigned long long>(s.at(1.0)));
+        return raw(key, buf);
+    }
+    // CPU and peak RSS of the whole process so far.
+    Result& resources() {
+        rusage u{};
+        ::getrusage(RUSAGE_SELF, &u);
+        num("cpu_s", static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+                         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6);
+        // VmHWM: ru_maxrss would include the peak of the parent that exec'd us.
+        double hwm = static_cast<double>(u.ru_maxrss);
+        if (FILE* f = std::fopen("/proc/self/status", "r")) {
+            char line[256];
+            while (std::fgets(line, sizeof line, f) != nullptr)
+                if (std::strncmp(line, "VmHWM:", 6) == 0) hwm = std::strtod(line + 6, nullptr);
+            std::fclose(f);
+        }
+        return num("max_rss_kib", hwm);
+    }
+    void print() const { std::printf("{%s}\n", body_.c_str()); }
+
+  private:
+    Result& raw(const char* key, const std::string& value) {
+        if (!body_.empty()) body_ += ", ";
+        body_ += "\"" + std::string(key) + "\": " + value;
+        return *this;
+    }
+    std::string body_;
+};
+
+inline void name_thread(const char* name) { ::pthread_setname_np(::pthread_self(), name); }
+
+// Keeps a cache line to itself, so per-thread counters never share one.
+template <typename T>
+struct alignas(64) Padded {
+    T value{};
+};
+
+}  // namespace bench
