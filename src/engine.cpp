@@ -67,6 +67,9 @@ Engine::~Engine() {
 void Engine::start() {
     Shared& shared = impl_->shared;
     impl_->started = true;
+    shared.epoch_realtime = detail::clock_ns(CLOCK_REALTIME);
+    shared.epoch_monotonic = detail::clock_ns(CLOCK_MONOTONIC);
+    shared.epoch_boottime = detail::clock_ns(CLOCK_BOOTTIME);
     // Consumers first: by the time anything fires, someone is waiting for it.
     for (auto& c : shared.consumers) c->start();
     for (auto& p : shared.producers) p->start();

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <stop_token>
@@ -191,7 +192,18 @@ struct Shared {
     std::vector<std::unique_ptr<ProducerThread>> producers;
     std::vector<std::unique_ptr<ConsumerThread>> consumers;
     std::atomic<std::int64_t> drain_deadline_ns{0};  // steady ns; set before producers stop
-    std::atomic<bool> abandon{false};                // drain timed out: consumers stop at once
+    // The engine's start on each timer clock, taken before any thread starts: every timer's first
+    // expiry is this plus its `initial`, so timers of equal period tick together, whichever
+    // thread armed them and however long that took.
+    std::int64_t epoch_realtime = 0;
+    std::int64_t epoch_monotonic = 0;
+    std::int64_t epoch_boottime = 0;
+    [[nodiscard]] std::int64_t epoch(clockid_t clock) const noexcept {
+        return clock == CLOCK_REALTIME   ? epoch_realtime
+               : clock == CLOCK_BOOTTIME ? epoch_boottime
+                                         : epoch_monotonic;
+    }
+    std::atomic<bool> abandon{false};  // drain timed out: consumers stop at once
 
     // Start-up handshake: every thread counts itself in once it runs.
     std::mutex started_mutex;

@@ -305,8 +305,9 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
             return ::timerfd_create(clock, TFD_CLOEXEC | TFD_NONBLOCK);
         });
         if (fd < 0) break;
-        // Absolute expiry times: the consumer knows exactly which tick each read starts at.
-        const std::int64_t first_due = clock_ns(clock) + config_.initial.count();
+        // Absolute expiry times from the engine's common epoch: the consumer knows exactly which
+        // tick each read starts at, and a late arming shows as lateness instead of shifting.
+        const std::int64_t first_due = shared_.epoch(clock) + config_.initial.count();
         slot.fd.store(fd, std::memory_order_relaxed);
         slot.stamp.store(first_due, std::memory_order_relaxed);
         slot.ticks.store(0, std::memory_order_relaxed);
