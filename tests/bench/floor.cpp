@@ -267,6 +267,7 @@ class Floor {
             std::uint64_t expirations = 0;
         };
         std::vector<Timer> timers(n);
+        // One phase for all: the first expiry one period from now, as evflyd arms its timers.
         const std::int64_t first = bench::now_ns() + o_.period_ns;
         for (std::size_t i = 0; i < n; ++i) {
             timers[i].fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
