@@ -121,6 +121,9 @@ class ProducerThread {
     void run_timers(const std::stop_token& stop);
     // Sleeps until `deadline` (steady ns) or a stop request; false when stopped.
     bool sleep_until(const std::stop_token& stop, std::int64_t deadline_ns);
+    // When a paced thread fires first (steady ns): the threads of a spec are spread evenly over
+    // one period from the engine's start, so N threads at R/s make one even stream of N*R/s.
+    [[nodiscard]] std::int64_t first_fire() const noexcept;
     // Takes a free slot, waiting while max_in_flight fds are out; -1 when stopped.
     std::int64_t acquire_slot(const std::stop_token& stop);
     // Creates an fd with `make`, backing off while the process is out of fds; -1 when stopped.
@@ -134,6 +137,7 @@ class ProducerThread {
     std::string name_;
     std::uint32_t first_slot_;
     std::uint32_t slot_count_;
+    std::uint32_t index_;      // this thread's number within its spec
     bool out_of_fds_ = false;  // producer thread only
 
     std::mutex pool_mutex_;

@@ -55,7 +55,8 @@ ProducerThread::ProducerThread(Shared& shared, std::uint32_t spec, std::uint32_t
       config_(shared.config.producers[spec]),
       name_("producer-" + config_.name + "-" + std::to_string(index)),
       first_slot_(first_slot),
-      slot_count_(slot_count) {
+      slot_count_(slot_count),
+      index_(index) {
     const bool per_event =
         config_.kind == ProducerKind::eventfd && config_.fd_mode == FdMode::per_event;
     if (per_event) {
@@ -96,6 +97,15 @@ void ProducerThread::run(std::stop_token stop) {
         log::emit(log::Level::err, "producer failed",
                   {{"producer", config_.name}, {"error", e.what()}});
     }
+}
+
+std::int64_t ProducerThread::first_fire() const noexcept {
+    if (config_.rate == 0) return steady_ns();
+    const auto period =
+        static_cast<std::int64_t>(kSecond / static_cast<std::int64_t>(config_.rate));
+    // steady_clock is CLOCK_MONOTONIC on Linux, the clock of epoch_monotonic.
+    return shared_.epoch_monotonic +
+           period * static_cast<std::int64_t>(index_) / static_cast<std::int64_t>(config_.threads);
 }
 
 bool ProducerThread::sleep_until(const std::stop_token& stop, std::int64_t deadline_ns) {
@@ -168,7 +178,7 @@ int ProducerThread::create_fd(const std::stop_token& stop, const char* what, Mak
 }
 
 void ProducerThread::run_per_event(const std::stop_token& stop) {
-    Pacer pacer(config_.rate, steady_ns());
+    Pacer pacer(config_.rate, first_fire());
     const std::uint64_t value = 1;
     while (!stop.stop_requested()) {
         if (!pacer.flat_out() && !sleep_until(stop, pacer.next())) break;
@@ -263,7 +273,7 @@ void ProducerThread::run_persistent(const std::stop_token& stop) {
     shared_.count_started();
     if (fd < 0) return;
 
-    Pacer pacer(config_.rate, steady_ns());
+    Pacer pacer(config_.rate, first_fire());
     const std::uint64_t value = 1;
     while (!stop.stop_requested()) {
         if (!pacer.flat_out() && !sleep_until(stop, pacer.next())) break;
