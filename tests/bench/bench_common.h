@@ -54,6 +54,8 @@ struct Options {
     int channels = 10'000;
     int max_in_flight = 1024;
     bool pipe = false;  // the floor's pipe variant
+    bool oneshot =
+        false;  // the floor's persistent workload with EPOLLONESHOT and a re-arm per read
 };
 
 inline Options parse_options(int argc, char** argv) {
@@ -88,6 +90,8 @@ inline Options parse_options(int argc, char** argv) {
             o.channels = std::stoi(value);
         else if (key == "max-in-flight")
             o.max_in_flight = std::stoi(value);
+        else if (key == "oneshot")
+            o.oneshot = true;
         else if (key == "pipe")
             o.pipe = true;
         else {

@@ -154,20 +154,28 @@ class Floor {
     void persistent() {
         const auto n = static_cast<std::size_t>(o_.producers);
         auto channels = std::make_unique<Channel[]>(n);
-        for (std::size_t i = 0; i < n; ++i) open_channel(channels[i], i, EPOLLIN | EPOLLET);
+        const std::uint32_t events = EPOLLIN | EPOLLET | (o_.oneshot ? EPOLLONESHOT : 0u);
+        for (std::size_t i = 0; i < n; ++i) open_channel(channels[i], i, events);
         if (o_.pipe) {  // a blocking write end: a full pipe parks the producer in the kernel
             for (std::size_t i = 0; i < n; ++i) ::fcntl(channels[i].write_fd, F_SETFL, 0);
         }
         const bool paced = o_.rate > 0;
-        run_consumers([this, &channels, paced](Consumer& me, std::uint64_t token) {
+        run_consumers([this, &channels, paced, events](Consumer& me, std::uint64_t token) {
             Channel& c = channels[token];
             const std::uint64_t v = drain(c.read_fd);
-            if (v == 0) return;
-            me.values.value += v;
-            ++me.reads.value;
-            if (paced) {
-                const std::int64_t stamp = c.stamp.exchange(0, std::memory_order_relaxed);
-                if (stamp != 0) me.latency.add(bench::now_ns() - stamp);
+            if (v != 0) {
+                me.values.value += v;
+                ++me.reads.value;
+                if (paced) {
+                    const std::int64_t stamp = c.stamp.exchange(0, std::memory_order_relaxed);
+                    if (stamp != 0) me.latency.add(bench::now_ns() - stamp);
+                }
+            }
+            if (o_.oneshot) {
+                epoll_event ev{};
+                ev.events = events;
+                ev.data.u64 = token;
+                ::epoll_ctl(epfd_, EPOLL_CTL_MOD, c.read_fd, &ev);
             }
         });
         std::atomic<bool> stop{false};
