@@ -176,6 +176,45 @@ class Result {
     std::string body_;
 };
 
+// The part of every result that all programs share: totals over the run and merged latencies.
+inline Result totals(double elapsed, std::uint64_t values, std::uint64_t reads, Samples& latency) {
+    Result r;
+    r.num("elapsed_s", elapsed)
+        .num("values", static_cast<double>(values))
+        .num("reads", static_cast<double>(reads))
+        .num("values_per_s", static_cast<double>(values) / elapsed)
+        .num("reads_per_s", static_cast<double>(reads) / elapsed);
+    if (latency.size() > 0) r.latency("latency_ns", latency);
+    return r;
+}
+
+// Absolute-deadline pacing of producer `index` of `count` at `rate` events/s; the producers'
+// phases are spread evenly over one period (as evflyd spreads a producer's threads).
+class Pacer {
+  public:
+    Pacer(std::uint64_t rate, std::int64_t begin, std::size_t index, std::size_t count)
+        : period_(rate == 0 ? 0 : 1'000'000'000 / static_cast<std::int64_t>(rate)),
+          due_(begin +
+               period_ * static_cast<std::int64_t>(index) / static_cast<std::int64_t>(count)) {}
+    [[nodiscard]] bool paced() const noexcept { return period_ != 0; }
+    // Sleeps until the next deadline; returns at once when flat out.
+    void wait() noexcept {
+        if (period_ == 0) return;
+        due_ += period_;
+        sleep_until_ns(due_);
+    }
+
+  private:
+    std::int64_t period_;
+    std::int64_t due_;
+};
+
+// Marks the oldest unread fire of a channel; the consumer takes the stamp after its read.
+inline void stamp_if_unset(std::atomic<std::int64_t>& stamp) noexcept {
+    std::int64_t expected = 0;
+    stamp.compare_exchange_strong(expected, now_ns(), std::memory_order_relaxed);
+}
+
 inline void name_thread(const char* name) { ::pthread_setname_np(::pthread_self(), name); }
 
 // Keeps a cache line to itself, so per-thread counters never share one.

@@ -140,14 +140,8 @@ class Floor {
             wakeups += c.wakeups.value;
             all.merge(c.latency);
         }
-        bench::Result r;
-        r.num("elapsed_s", elapsed)
-            .num("values", static_cast<double>(values))
-            .num("reads", static_cast<double>(reads))
-            .num("values_per_s", static_cast<double>(values) / elapsed)
-            .num("reads_per_s", static_cast<double>(reads) / elapsed)
-            .num("wakeups_per_s", static_cast<double>(wakeups) / elapsed);
-        if (all.size() > 0) r.latency("latency_ns", all);
+        bench::Result r = bench::totals(elapsed, values, reads, all);
+        r.num("wakeups_per_s", static_cast<double>(wakeups) / elapsed);
         return r;
     }
 
@@ -182,22 +176,13 @@ class Floor {
         std::vector<std::thread> producers;
         const std::int64_t start = bench::now_ns();
         for (std::size_t i = 0; i < n; ++i) {
-            producers.emplace_back([this, &channels, &stop, i, n, paced, start] {
+            producers.emplace_back([this, &channels, &stop, i, n, start] {
                 bench::name_thread("producer");
                 Channel& c = channels[i];
-                const std::int64_t period =
-                    paced ? 1'000'000'000 / static_cast<std::int64_t>(o_.rate) : 0;
-                // Phases staggered across producers, as independent sources would be.
-                std::int64_t due =
-                    start + period * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(n);
+                bench::Pacer pacer(o_.rate, start, i, n);
                 while (!stop.load(std::memory_order_relaxed)) {
-                    if (paced) {
-                        due += period;
-                        bench::sleep_until_ns(due);
-                        std::int64_t expected = 0;
-                        c.stamp.compare_exchange_strong(expected, bench::now_ns(),
-                                                        std::memory_order_relaxed);
-                    }
+                    pacer.wait();
+                    if (pacer.paced()) bench::stamp_if_unset(c.stamp);
                     fire(c.write_fd);
                 }
             });

@@ -81,14 +81,7 @@ class Peer {
             reads += c->reads;
             all.merge(c->latency);
         }
-        bench::Result r;
-        r.num("elapsed_s", elapsed)
-            .num("values", static_cast<double>(values))
-            .num("reads", static_cast<double>(reads))
-            .num("values_per_s", static_cast<double>(values) / elapsed)
-            .num("reads_per_s", static_cast<double>(reads) / elapsed);
-        if (all.size() > 0) r.latency("latency_ns", all);
-        return r;
+        return bench::totals(elapsed, values, reads, all);
     }
 
     // Both eventfd workloads are one post() per event here: there is no fd to create or reuse.
@@ -103,15 +96,9 @@ class Peer {
         for (std::size_t i = 0; i < n; ++i) {
             producers.emplace_back([this, &outstanding, &stop_flag, i, n, paced, begin] {
                 auto& count = outstanding[i].value;
-                const std::int64_t period =
-                    paced ? 1'000'000'000 / static_cast<std::int64_t>(o_.rate) : 0;
-                std::int64_t due =
-                    begin + period * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(n);
+                bench::Pacer pacer(o_.rate, begin, i, n);
                 while (!stop_flag.load(std::memory_order_relaxed)) {
-                    if (paced) {
-                        due += period;
-                        bench::sleep_until_ns(due);
-                    }
+                    pacer.wait();
                     int current = count.load(std::memory_order_acquire);
                     while (current >= o_.max_in_flight) {
                         count.wait(current, std::memory_order_acquire);

@@ -95,14 +95,7 @@ class Peer {
             reads += c->reads;
             all.merge(c->latency);
         }
-        bench::Result r;
-        r.num("elapsed_s", elapsed)
-            .num("values", static_cast<double>(values))
-            .num("reads", static_cast<double>(reads))
-            .num("values_per_s", static_cast<double>(values) / elapsed)
-            .num("reads_per_s", static_cast<double>(reads) / elapsed);
-        if (all.size() > 0) r.latency("latency_ns", all);
-        return r;
+        return bench::totals(elapsed, values, reads, all);
     }
 
     void persistent() {
@@ -115,25 +108,16 @@ class Peer {
             uv_async_init(&c.loop, &channels[i].async, on_async);
         }
         start();
-        const bool paced = o_.rate > 0;
         std::atomic<bool> stop_flag{false};
         std::vector<std::thread> producers;
         const std::int64_t begin = bench::now_ns();
         for (std::size_t i = 0; i < n; ++i) {
-            producers.emplace_back([this, &channels, &stop_flag, i, n, paced, begin] {
+            producers.emplace_back([this, &channels, &stop_flag, i, n, begin] {
                 Channel& c = channels[i];
-                const std::int64_t period =
-                    paced ? 1'000'000'000 / static_cast<std::int64_t>(o_.rate) : 0;
-                std::int64_t due =
-                    begin + period * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(n);
+                bench::Pacer pacer(o_.rate, begin, i, n);
                 while (!stop_flag.load(std::memory_order_relaxed)) {
-                    if (paced) {
-                        due += period;
-                        bench::sleep_until_ns(due);
-                        std::int64_t expected = 0;
-                        c.stamp.compare_exchange_strong(expected, bench::now_ns(),
-                                                        std::memory_order_relaxed);
-                    }
+                    pacer.wait();
+                    if (pacer.paced()) bench::stamp_if_unset(c.stamp);
                     c.pending.fetch_add(1, std::memory_order_release);
                     uv_async_send(&c.async);
                 }
