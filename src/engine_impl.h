@@ -115,7 +115,7 @@ class ProducerThread {
     Counter errors;
 
   private:
-    void run(std::stop_token stop);
+    void run(const std::stop_token& stop);
     void run_per_event(const std::stop_token& stop);
     void run_persistent(const std::stop_token& stop);
     void run_timers(const std::stop_token& stop);

@@ -77,10 +77,10 @@ ProducerThread::ProducerThread(Shared& shared, std::uint32_t spec, std::uint32_t
 }
 
 void ProducerThread::start() {
-    thread_ = std::jthread([this](std::stop_token stop) { run(std::move(stop)); });
+    thread_ = std::jthread([this](const std::stop_token& stop) { run(stop); });
 }
 
-void ProducerThread::run(std::stop_token stop) {
+void ProducerThread::run(const std::stop_token& stop) {
     log::set_thread_name(name_);
     // Never let an exception end a thread silently: log it and leave this producer stopped.
     try {

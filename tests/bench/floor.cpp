@@ -342,6 +342,7 @@ class Floor {
         std::vector<std::thread> producers;
         const std::int64_t start = bench::now_ns();
         const std::size_t per = n / static_cast<std::size_t>(o_.producers);
+        producers.reserve(static_cast<std::size_t>(o_.producers));
         for (int p = 0; p < o_.producers; ++p) {
             producers.emplace_back([this, &channels, &stop, per, p] {
                 const std::size_t first = per * static_cast<std::size_t>(p);
@@ -401,7 +402,7 @@ int main(int argc, char** argv) {
     rlimit lim{};
     ::getrlimit(RLIMIT_NOFILE, &lim);
     const int per_channel = o.pipe ? 2 : 1;
-    const auto want = static_cast<rlim_t>(o.channels * per_channel + 256);
+    const rlim_t want = static_cast<rlim_t>(o.channels) * static_cast<rlim_t>(per_channel) + 256;
     rlimit raised{std::max(lim.rlim_cur, want), std::max(lim.rlim_max, want)};
     if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
         lim.rlim_cur = lim.rlim_max;

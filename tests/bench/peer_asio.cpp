@@ -171,7 +171,7 @@ class Peer {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
     const Options o = bench::parse_options(argc, argv);
     Peer peer(o);
     if (o.workload == "persistent" || o.workload == "paced" || o.workload == "per-event")
@@ -185,4 +185,7 @@ int main(int argc, char** argv) {
         return 65;
     }
     return 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "evfly_peer_asio: %s\n", e.what());
+    return 1;
 }
