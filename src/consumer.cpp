@@ -43,6 +43,7 @@ void ConsumerThread::run() {
     release_scratch_.reserve(events.size());
     shared_.count_started();
     while (!stopping_) {
+        busy_since.store(0, std::memory_order_relaxed);
         // No timeout: an idle consumer sleeps until there is work or the stop eventfd fires.
         const int n = shared_.epoll.wait(events, -1);
         if (n < 0) {
@@ -59,6 +60,7 @@ void ConsumerThread::run() {
                 stopping_ = true;
                 break;
             }
+            busy_since.store(steady_ns(), std::memory_order_relaxed);
             // Catch at the top of each event so that one failing handler never ends the thread.
             try {
                 handle(events[static_cast<std::size_t>(i)].data.u64);
@@ -80,6 +82,10 @@ void ConsumerThread::handle(std::uint64_t token) {
         return;
     }
     dispatched.add();
+    if (shared_.test_wedge_ns.load(std::memory_order_relaxed) > 0) {
+        if (const std::int64_t ns = shared_.test_wedge_ns.exchange(0); ns > 0)
+            std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
+    }
     Slot& slot = shared_.slots[index];
     switch (slot.mode) {
         case SlotMode::per_event:

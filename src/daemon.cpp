@@ -138,9 +138,12 @@ RunResult run_daemon(const Config& config, const RunOptions& options) {
     }
     Fd watchdog_timer;
     std::uint64_t watchdog_usec = 0;
+    Nanos watchdog_limit(0);
+    bool withholding = false;
     if (::sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
         // Ping at half the interval, as sd_watchdog_enabled(3) recommends.
         const Nanos half(static_cast<std::int64_t>(watchdog_usec) * 500);
+        watchdog_limit = 2 * half;
         watchdog_timer = make_timer(half, half);
         (void)loop.add(watchdog_timer.get(), EPOLLIN, kWatchdog);
     }
@@ -195,10 +198,29 @@ RunResult run_daemon(const Config& config, const RunOptions& options) {
                 case kRunFor:
                     reason = "run-for elapsed";
                     break;
-                case kWatchdog:
+                case kWatchdog: {
                     drain_timer(watchdog_timer);
-                    ::sd_notify(0, "WATCHDOG=1");
+                    // Ping only while the pool makes progress: a consumer stuck on one event for
+                    // a whole watchdog interval withholds it, and systemd restarts the service.
+                    const auto stuck = engine.stuck_consumers(watchdog_limit);
+                    if (stuck.empty()) {
+                        if (withholding) {
+                            withholding = false;
+                            log::emit(log::Level::warn,
+                                      "consumers make progress again; watchdog pings resumed");
+                        }
+                        ::sd_notify(0, "WATCHDOG=1");
+                    } else if (!withholding) {
+                        withholding = true;
+                        log::emit(
+                            log::Level::err,
+                            "consumer stuck on one event; withholding the watchdog ping",
+                            {{"consumer", stuck.front()},
+                             {"stuck_consumers", stuck.size()},
+                             {"limit_s", std::chrono::duration<double>(watchdog_limit).count()}});
+                    }
                     break;
+                }
                 default:
                     break;
             }

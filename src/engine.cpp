@@ -3,6 +3,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include "engine_impl.h"
 #include "evfly/log.h"
 
@@ -54,6 +56,9 @@ Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {
                 std::make_unique<ProducerThread>(shared, spec, t, next_slot, count));
             next_slot += count;
         }
+    }
+    if (const char* wedge = std::getenv("EVFLY_TEST_WEDGE_CONSUMER_MS")) {
+        shared.test_wedge_ns.store(std::strtoll(wedge, nullptr, 10) * 1'000'000);
     }
     for (std::uint32_t c = 0; c < impl_->config.daemon.consumers; ++c) {
         shared.consumers.push_back(std::make_unique<ConsumerThread>(shared, c));
@@ -107,6 +112,17 @@ bool Engine::stop(std::chrono::steady_clock::time_point deadline) {
     for (auto& p : shared.producers) leftovers += p->abandon_leftovers();
     if (leftovers != 0) log::emit(log::Level::warn, "closed unconsumed fds", {{"fds", leftovers}});
     return drained;
+}
+
+std::vector<std::uint32_t> Engine::stuck_consumers(std::chrono::nanoseconds limit) const {
+    std::vector<std::uint32_t> stuck;
+    const std::int64_t now = detail::steady_ns();
+    const auto& consumers = impl_->shared.consumers;
+    for (std::uint32_t i = 0; i < consumers.size(); ++i) {
+        const std::int64_t since = consumers[i]->busy_since.load(std::memory_order_relaxed);
+        if (since != 0 && now - since > limit.count()) stuck.push_back(i);
+    }
+    return stuck;
 }
 
 void Engine::report_into(Report& out) const {

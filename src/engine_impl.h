@@ -158,6 +158,8 @@ class alignas(64) ConsumerThread {
     }
 
     std::unique_ptr<SpecCounters[]> per_spec;
+    // Heartbeat: steady ns of the start of the event in hand, 0 while waiting in epoll_wait.
+    std::atomic<std::int64_t> busy_since{0};
     Counter wakeups;
     Counter dispatched;
     Counter stale;
@@ -208,6 +210,9 @@ struct Shared {
                                          : epoch_monotonic;
     }
     std::atomic<bool> abandon{false};  // drain timed out: consumers stop at once
+    // Test-only: the consumer that takes the first event spends this long on it
+    // (EVFLY_TEST_WEDGE_CONSUMER_MS), so the tests can see the watchdog held back.
+    std::atomic<std::int64_t> test_wedge_ns{0};
 
     // Start-up handshake: every thread counts itself in once it runs.
     std::mutex started_mutex;

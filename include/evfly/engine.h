@@ -10,11 +10,13 @@
 // guarantees; latency is measured, not bounded.
 //
 // Threading: construct, start(), stop() and destroy on one thread (the supervisor).
-// report_into() and in_flight() are safe from any thread at any time.
+// report_into() and stuck_consumers() are safe from any thread at any time.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "evfly/config.h"
 #include "evfly/report.h"
@@ -39,6 +41,10 @@ class Engine {
     bool stop(std::chrono::steady_clock::time_point deadline);
 
     void report_into(Report& out) const;
+
+    // Consumers that have spent longer than `limit` on one event (a stuck handler), by index.
+    // An idle consumer, blocked in epoll_wait, is never stuck. Safe from any thread.
+    [[nodiscard]] std::vector<std::uint32_t> stuck_consumers(std::chrono::nanoseconds limit) const;
 
   private:
     struct Impl;

@@ -404,6 +404,65 @@ TEST(Daemon, NotifiesReadyWatchdogAndStopping) {
     EXPECT_LT(watchdog, stopping);
 }
 
+TEST(Daemon, StuckConsumerWithholdsTheWatchdogUntilItRecovers) {
+    TempDir dir;
+    const std::string socket_path = dir.path() + "/notify.sock";
+    const int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(sock, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
+    ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    timeval tv{0, 100'000};
+    ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const std::string config = dir.write("wedge.toml", R"(
+[daemon]
+consumers = 2
+stats_interval = "0s"
+[log]
+sink = "stderr"
+[[producer]]
+name = "steady"
+kind = "eventfd"
+threads = 1
+rate = 100
+fd_mode = "per-event"
+)");
+    const std::string summary = dir.path() + "/summary.json";
+    SpawnOptions options;
+    // Pings every 200 ms; a consumer busy on one event for over 400 ms is stuck. The consumer
+    // that takes the first event spends 2 s on it (a test-only hook), then recovers.
+    options.env = {"NOTIFY_SOCKET=" + socket_path, "WATCHDOG_USEC=400000",
+                   "EVFLY_TEST_WEDGE_CONSUMER_MS=2000"};
+    Process p({"-c", config, "--run-for", "4s", "--summary", summary}, options);
+    std::vector<std::chrono::steady_clock::time_point> pings;
+    bool stopping = false;
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline && !stopping) {
+        char buf[512];
+        const ssize_t n = ::recv(sock, buf, sizeof buf, 0);
+        if (n <= 0) continue;
+        const std::string msg(buf, static_cast<std::size_t>(n));
+        if (msg.find("WATCHDOG=1") != std::string::npos)
+            pings.push_back(std::chrono::steady_clock::now());
+        stopping = msg.find("STOPPING=1") != std::string::npos;
+    }
+    ::close(sock);
+    ASSERT_EQ(p.wait(10s), 0) << p.err();
+    ASSERT_GE(pings.size(), 3u);
+    // The longest silence covers the wedge; pings come before and after it.
+    std::chrono::steady_clock::duration longest{};
+    for (std::size_t i = 1; i < pings.size(); ++i)
+        longest = std::max(longest, pings[i] - pings[i - 1]);
+    EXPECT_GT(longest, 1200ms);
+    EXPECT_LT(longest, 2600ms);
+    const std::string err = p.err();
+    EXPECT_NE(err.find("withholding the watchdog ping"), std::string::npos) << err;
+    EXPECT_NE(err.find("watchdog pings resumed"), std::string::npos) << err;
+    const json s = summary_of(summary);
+    expect_clean(s);
+}
+
 TEST(Daemon, FileSinkGetsEveryLine) {
     TempDir dir;
     const std::string log = dir.path() + "/evfly.log";
