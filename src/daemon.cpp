@@ -23,7 +23,7 @@ using Clock = std::chrono::steady_clock;
 Fd make_signalfd() {
     sigset_t set;
     ::sigemptyset(&set);
-    for (const int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT}) ::sigaddset(&set, sig);
+    for (const int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1}) ::sigaddset(&set, sig);
     Fd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!fd) throw_errno("signalfd");
     return fd;
@@ -47,6 +47,16 @@ Fd make_timer(Nanos first, Nanos period) {
 void drain_timer(const Fd& fd) {
     std::uint64_t expirations = 0;
     (void)!::read(fd.get(), &expirations, sizeof expirations);
+}
+
+// SIGUSR1: logrotate has moved the log file; write to a fresh one at the configured path.
+void reopen_log() {
+    try {
+        if (log::reopen()) log::emit(log::Level::info, "log file reopened");
+    } catch (const std::exception& e) {
+        // The daemon goes on; lines are counted as sink errors until a later SIGUSR1 succeeds.
+        std::fprintf(stderr, "evflyd: cannot reopen the log file: %s\n", e.what());
+    }
 }
 
 double us(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
@@ -177,7 +187,9 @@ RunResult run_daemon(const Config& config, const RunOptions& options) {
                     while (::read(signals.get(), &info, sizeof info) ==
                            static_cast<ssize_t>(sizeof info)) {
                         const auto sig = static_cast<int>(info.ssi_signo);
-                        if (sig == SIGHUP) {
+                        if (sig == SIGUSR1) {
+                            reopen_log();
+                        } else if (sig == SIGHUP) {
                             log::emit(log::Level::warn,
                                       "SIGHUP received; this version does not reload its config, "
                                       "restart to apply changes");

@@ -3,9 +3,9 @@
 #include <pthread.h>
 #include <spdlog/async.h>
 #include <spdlog/async_logger.h>
+#include <spdlog/details/file_helper.h>
 #include <spdlog/details/os.h>
 #include <spdlog/sinks/base_sink.h>
-#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -33,6 +33,38 @@ constexpr std::size_t kQueueSize = 8192;
 // joined, so plain reads from any thread in between are safe.
 std::shared_ptr<spdlog::logger> g_logger;
 std::atomic<std::uint64_t> g_sink_errors{0};
+
+// The file sink: spdlog's basic_file_sink plus reopen(), for logrotate. A line is written
+// whole to the old file or to the new one, under the sink's mutex, never split or lost.
+class FileSink final : public spdlog::sinks::base_sink<std::mutex> {
+  public:
+    explicit FileSink(const std::string& path) { file_.open(path, false); }
+    // Closes the file and opens the same path again (creating it); safe from any thread.
+    void reopen() {
+        std::lock_guard lock(mutex_);
+        open_ = false;
+        file_.reopen(false);
+        open_ = true;
+    }
+
+  protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        // After a failed reopen there is no file: fail the line (it is counted), do not crash.
+        if (!open_) throw spdlog::spdlog_ex("log file closed: the last reopen failed");
+        spdlog::memory_buf_t formatted;
+        formatter_->format(msg, formatted);
+        file_.write(formatted);
+    }
+    void flush_() override {
+        if (open_) file_.flush();
+    }
+
+  private:
+    spdlog::details::file_helper file_;
+    bool open_ = true;  // guarded by mutex_
+};
+
+std::shared_ptr<FileSink> g_file_sink;  // set while the file sink is in use
 
 // Thread names by kernel thread id, so the logger thread can name the thread a line came from.
 std::mutex g_names_mutex;
@@ -356,7 +388,8 @@ void setup(const Settings& settings) {
             break;
         case LogSink::file:
             try {
-                sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(settings.file);
+                g_file_sink = std::make_shared<FileSink>(settings.file);
+                sink = g_file_sink;
             } catch (const spdlog::spdlog_ex& e) {
                 throw std::system_error(errno, std::generic_category(),
                                         "cannot open log file " + settings.file + ": " + e.what());
@@ -391,6 +424,13 @@ void shutdown() {
     // to the logger is released here, after everything queued has been written.
     spdlog::shutdown();
     g_logger.reset();
+    g_file_sink.reset();
+}
+
+bool reopen() {
+    if (!g_file_sink) return false;
+    g_file_sink->reopen();  // throws spdlog_ex when the path cannot be opened
+    return true;
 }
 
 void emit(Level level, std::string_view msg, std::initializer_list<Field> fields) {

@@ -72,6 +72,9 @@ void shutdown();
 
 void emit(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
 [[nodiscard]] bool enabled(Level level) noexcept;
+// Reopens the log file (after logrotate moved it); false when the sink is not a file.
+// Throws std::exception when the file cannot be opened again; the old one is closed by then.
+bool reopen();
 // Lines dropped because the queue was full, and sink write failures, since setup().
 [[nodiscard]] std::uint64_t dropped() noexcept;
 [[nodiscard]] std::uint64_t sink_errors() noexcept;

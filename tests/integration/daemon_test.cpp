@@ -485,6 +485,52 @@ TEST(Daemon, FileSinkGetsEveryLine) {
     EXPECT_GE(stats, 3);
 }
 
+TEST(Daemon, LogRotationWithSigusr1LosesNoLine) {
+    TempDir dir;
+    const std::string log = dir.path() + "/evfly.log";
+    const auto config = dir.write("rot.toml", R"(
+[daemon]
+stats_interval = "0s"
+[log]
+level = "debug"
+sink = "file"
+file = ")" + log + R"("
+[[producer]]
+name = "steady"
+kind = "eventfd"
+threads = 1
+rate = 2000
+fd_mode = "per-event"
+)");
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", config, "--run-for", "1500ms", "--summary", summary});
+    // What logrotate does: move the file away, then tell the daemon (postrotate).
+    std::this_thread::sleep_for(400ms);
+    ASSERT_EQ(std::rename(log.c_str(), (log + ".2").c_str()), 0);
+    p.signal(SIGUSR1);
+    std::this_thread::sleep_for(400ms);
+    ASSERT_EQ(std::rename(log.c_str(), (log + ".1").c_str()), 0);
+    p.signal(SIGUSR1);
+    ASSERT_EQ(p.wait(20s), 0) << p.err();
+    const json s = summary_of(summary);
+    expect_clean(s);
+    ASSERT_EQ(s["totals"]["log_dropped"], 0);
+    std::uint64_t events = 0;
+    int reopened = 0;
+    for (const std::string suffix : {".2", ".1", ""}) {
+        std::uint64_t in_file = 0;
+        for (const auto& line : evfly::test::lines(evfly::test::read_file(log + suffix))) {
+            const json j = json::parse(line);  // every line whole: none split across files
+            in_file += j["msg"] == "event" ? 1u : 0u;
+            reopened += j["msg"] == "log file reopened" ? 1 : 0;
+        }
+        EXPECT_GT(in_file, 0u) << "no event line in evfly.log" << suffix;
+        events += in_file;
+    }
+    EXPECT_EQ(events, s["totals"]["value_read"].get<std::uint64_t>());
+    EXPECT_EQ(reopened, 2);
+}
+
 TEST(Daemon, UnopenableLogFileIsAStartupResourceError) {
     TempDir dir;
     // spdlog creates missing directories, so make the parent a regular file.
