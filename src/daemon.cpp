@@ -92,6 +92,7 @@ class StatsReporter {
         const double events_per_s = rate(current->events_dispatched, last_->events_dispatched);
         const double values_per_s = rate(eventfd_values, eventfd_values_before);
         const std::int64_t in_flight = total.lost;
+        const std::uint32_t consumers = current->consumers;
         log::emit(log::Level::info, "stats",
                   {{"interval_s", dt},
                    {"events_per_s", events_per_s},
@@ -114,11 +115,11 @@ class StatsReporter {
                    {"log_dropped", log::dropped()}});
         last_ = std::move(current);
         last_time_ = now;
-        char status[160];
+        char status[200];
         std::snprintf(status, sizeof status,
-                      "%.0f events/s, %.0f values/s, eventfd p99 %.1f us, timerfd p99 %.1f us, in "
-                      "flight %lld",
-                      events_per_s, values_per_s, us(efd.p99), us(tfd.p99),
+                      "%.0f events/s, %.0f values/s, eventfd p99 %.1f us, timerfd p99 %.1f us, "
+                      "%u consumers, %lld in flight",
+                      events_per_s, values_per_s, us(efd.p99), us(tfd.p99), consumers,
                       static_cast<long long>(in_flight));
         return status;
     }

@@ -65,6 +65,48 @@ rate = 0
 fd_mode = "per-event"
 )";
 
+// A fake systemd notify socket: what evflyd sends with sd_notify, as it arrives.
+class NotifySocket {
+  public:
+    explicit NotifySocket(const std::string& path) : path_(path) {
+        sock_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+        if (sock_ < 0 || ::bind(sock_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+            throw std::runtime_error("cannot bind " + path);
+        timeval tv{0, 100'000};
+        ::setsockopt(sock_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+    ~NotifySocket() { ::close(sock_); }
+    NotifySocket(const NotifySocket&) = delete;
+    NotifySocket& operator=(const NotifySocket&) = delete;
+    [[nodiscard]] std::string env() const { return "NOTIFY_SOCKET=" + path_; }
+
+    struct Message {
+        std::chrono::steady_clock::time_point at;
+        std::string text;
+    };
+    // Every message until one contains STOPPING=1, or `timeout`.
+    std::vector<Message> until_stopping(std::chrono::seconds timeout = 20s) const {
+        std::vector<Message> out;
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (std::chrono::steady_clock::now() < deadline) {
+            char buf[1024];
+            const ssize_t n = ::recv(sock_, buf, sizeof buf, 0);
+            if (n <= 0) continue;
+            out.push_back(
+                {std::chrono::steady_clock::now(), std::string(buf, static_cast<std::size_t>(n))});
+            if (out.back().text.find("STOPPING=1") != std::string::npos) break;
+        }
+        return out;
+    }
+
+  private:
+    std::string path_;
+    int sock_ = -1;
+};
+
 }  // namespace
 
 TEST(Daemon, ClassicDemoRunsOnTheEmbeddedDefault) {
@@ -371,28 +413,12 @@ TEST(Daemon, ThreadsCarryTheirNames) {
 // sd_notify without systemd: a datagram socket of ours stands in for PID 1.
 TEST(Daemon, NotifiesReadyWatchdogAndStopping) {
     TempDir dir;
-    const std::string socket_path = dir.path() + "/notify.sock";
-    const int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(sock, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
-    ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    timeval tv{0, 200'000};
-    ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-
+    const NotifySocket notify(dir.path() + "/notify.sock");
     SpawnOptions options;
-    options.env = {"NOTIFY_SOCKET=" + socket_path, "WATCHDOG_USEC=200000"};
+    options.env = {notify.env(), "WATCHDOG_USEC=200000"};
     Process p({"--run-for", "1s"}, options);
     std::string received;
-    const auto deadline = std::chrono::steady_clock::now() + 15s;
-    while (std::chrono::steady_clock::now() < deadline &&
-           received.find("STOPPING=1") == std::string::npos) {
-        char buf[512];
-        const ssize_t n = ::recv(sock, buf, sizeof buf, 0);
-        if (n > 0) received += std::string(buf, static_cast<std::size_t>(n)) + "\n";
-    }
-    ::close(sock);
+    for (const auto& m : notify.until_stopping()) received += m.text + "\n";
     EXPECT_EQ(p.wait(10s), 0);
     const auto ready = received.find("READY=1");
     const auto watchdog = received.find("WATCHDOG=1");
@@ -404,17 +430,41 @@ TEST(Daemon, NotifiesReadyWatchdogAndStopping) {
     EXPECT_LT(watchdog, stopping);
 }
 
+TEST(Daemon, StatusCarriesTheLiveSummaryEveryStatsInterval) {
+    TempDir dir;
+    const NotifySocket notify(dir.path() + "/notify.sock");
+    const std::string config = dir.write("status.toml", R"(
+[daemon]
+consumers = 3
+stats_interval = "100ms"
+[log]
+sink = "stderr"
+[[producer]]
+name = "steady"
+kind = "eventfd"
+threads = 1
+rate = 500
+)");
+    SpawnOptions options;
+    options.env = {notify.env()};
+    Process p({"-c", config, "--run-for", "800ms"}, options);
+    std::vector<std::string> statuses;
+    for (const auto& m : notify.until_stopping())
+        if (m.text.rfind("STATUS=", 0) == 0 && m.text.find("events/s") != std::string::npos)
+            statuses.push_back(m.text);
+    EXPECT_EQ(p.wait(10s), 0);
+    ASSERT_GE(statuses.size(), 4u);
+    // One line that `systemctl status` shows: rates, p99s, the pool and the fds in flight.
+    const std::string& last = statuses.back();
+    EXPECT_EQ(last.find('\n'), std::string::npos) << last;
+    for (const char* part :
+         {"events/s", "values/s", "eventfd p99", "timerfd p99", "3 consumers", "in flight"})
+        EXPECT_NE(last.find(part), std::string::npos) << part << " in " << last;
+}
+
 TEST(Daemon, StuckConsumerWithholdsTheWatchdogUntilItRecovers) {
     TempDir dir;
-    const std::string socket_path = dir.path() + "/notify.sock";
-    const int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(sock, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
-    ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    timeval tv{0, 100'000};
-    ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const NotifySocket notify(dir.path() + "/notify.sock");
     const std::string config = dir.write("wedge.toml", R"(
 [daemon]
 consumers = 2
@@ -432,22 +482,11 @@ fd_mode = "per-event"
     SpawnOptions options;
     // Pings every 200 ms; a consumer busy on one event for over 400 ms is stuck. The consumer
     // that takes the first event spends 2 s on it (a test-only hook), then recovers.
-    options.env = {"NOTIFY_SOCKET=" + socket_path, "WATCHDOG_USEC=400000",
-                   "EVFLY_TEST_WEDGE_CONSUMER_MS=2000"};
+    options.env = {notify.env(), "WATCHDOG_USEC=400000", "EVFLY_TEST_WEDGE_CONSUMER_MS=2000"};
     Process p({"-c", config, "--run-for", "4s", "--summary", summary}, options);
     std::vector<std::chrono::steady_clock::time_point> pings;
-    bool stopping = false;
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (std::chrono::steady_clock::now() < deadline && !stopping) {
-        char buf[512];
-        const ssize_t n = ::recv(sock, buf, sizeof buf, 0);
-        if (n <= 0) continue;
-        const std::string msg(buf, static_cast<std::size_t>(n));
-        if (msg.find("WATCHDOG=1") != std::string::npos)
-            pings.push_back(std::chrono::steady_clock::now());
-        stopping = msg.find("STOPPING=1") != std::string::npos;
-    }
-    ::close(sock);
+    for (const auto& m : notify.until_stopping())
+        if (m.text.find("WATCHDOG=1") != std::string::npos) pings.push_back(m.at);
     ASSERT_EQ(p.wait(10s), 0) << p.err();
     ASSERT_GE(pings.size(), 3u);
     // The longest silence covers the wedge; pings come before and after it.
