@@ -22,10 +22,11 @@ namespace {
 using Value = toml::value;
 using OrderedValue = toml::basic_value<toml::discard_comments, std::map, std::vector>;
 
-const std::set<std::string> kTopKeys{"daemon", "log", "producer"};
+const std::set<std::string> kTopKeys{"daemon", "log", "metrics", "producer"};
 const std::set<std::string> kDaemonKeys{"consumers", "max_events", "stats_interval",
                                         "shutdown_timeout"};
 const std::set<std::string> kLogKeys{"level", "format", "sink", "file"};
+const std::set<std::string> kMetricsKeys{"textfile"};
 const std::set<std::string> kCommonProducerKeys{"name", "kind", "threads", "work"};
 const std::set<std::string> kEventfdKeys{"rate", "fd_mode", "max_in_flight"};
 const std::set<std::string> kTimerfdKeys{"timers", "initial", "interval", "clock"};
@@ -286,6 +287,20 @@ Config validate(const Value& root, const std::string& file) {
         }
     }
 
+    if (const Value* metrics = check.table(root, "metrics")) {
+        check.check_keys(*metrics, "metrics.", kMetricsKeys);
+        if (const std::string* path = check.string(*metrics, "metrics.", "textfile")) {
+            if (!path->empty() && !path->ends_with(".prom")) {
+                check.error(*check.find(*metrics, "textfile"), "metrics.textfile",
+                            "must end in .prom, as node_exporter's textfile collector reads only "
+                            "those (got \"" +
+                                *path + "\")");
+            } else {
+                config.metrics.textfile = *path;
+            }
+        }
+    }
+
     if (const Value* producers = check.find(root, "producer")) {
         if (!producers->is_array()) {
             check.error(*producers, "producer",
@@ -465,6 +480,7 @@ std::string to_toml(const Config& config) {
                                  {"sink", kSinks[static_cast<int>(config.log.sink)]},
                                  {"file", config.log.file}};
     top["log"] = std::move(log);
+    top["metrics"] = OrderedValue::table_type{{"textfile", config.metrics.textfile}};
     OrderedValue::array_type producers;
     for (const auto& p : config.producers) {
         OrderedValue::table_type t{{"name", p.name},

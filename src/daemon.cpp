@@ -12,6 +12,7 @@
 #include "evfly/engine.h"
 #include "evfly/epoll.h"
 #include "evfly/log.h"
+#include "evfly/metrics.h"
 
 namespace evfly {
 namespace {
@@ -58,6 +59,33 @@ void reopen_log() {
         std::fprintf(stderr, "evflyd: cannot reopen the log file: %s\n", e.what());
     }
 }
+
+// The Prometheus textfile, if configured. A failure (full disk, missing directory) is logged
+// once until a write succeeds again; the daemon carries on.
+class MetricsFile {
+  public:
+    explicit MetricsFile(std::string path) : path_(std::move(path)) {}
+    void write(const Report& report) {
+        if (path_.empty()) return;
+        MetricsExtras extras;
+        extras.log_dropped = log::dropped();
+        try {
+            write_textfile(path_, prometheus_text(report, extras));
+            if (failing_)
+                log::emit(log::Level::info, "metrics file written again", {{"path", path_}});
+            failing_ = false;
+        } catch (const std::exception& e) {
+            if (!failing_)
+                log::emit(log::Level::warn, "cannot write the metrics file",
+                          {{"path", path_}, {"error", e.what()}});
+            failing_ = true;
+        }
+    }
+
+  private:
+    std::string path_;
+    bool failing_ = false;
+};
 
 double us(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
@@ -124,6 +152,9 @@ class StatsReporter {
         return status;
     }
 
+    // The report taken by the last report().
+    [[nodiscard]] const Report& last() const noexcept { return *last_; }
+
   private:
     const Engine& engine_;
     std::unique_ptr<Report> last_ = std::make_unique<Report>();
@@ -173,6 +204,7 @@ RunResult run_daemon(const Config& config, const RunOptions& options) {
                  config.daemon.consumers, producer_threads);
 
     StatsReporter stats(engine, start);
+    MetricsFile metrics(config.metrics.textfile);
     std::string reason;
     std::array<epoll_event, 4> events{};
     while (reason.empty()) {
@@ -206,6 +238,7 @@ RunResult run_daemon(const Config& config, const RunOptions& options) {
                     drain_timer(stats_timer);
                     const std::string status = stats.report();
                     ::sd_notifyf(0, "STATUS=%s", status.c_str());
+                    metrics.write(stats.last());
                     break;
                 }
                 case kRunFor:
@@ -245,6 +278,7 @@ RunResult run_daemon(const Config& config, const RunOptions& options) {
     RunResult result;
     result.drained = engine.stop(Clock::now() + config.daemon.shutdown_timeout);
     engine.report_into(result.report);
+    metrics.write(result.report);
     result.elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
     const Totals totals = result.report.totals();
     log::emit(log::Level::info, "stopped",

@@ -63,6 +63,22 @@ std::uint64_t HistogramSnapshot::quantile(double q) const noexcept {
     return max_;
 }
 
+std::uint64_t HistogramSnapshot::count_up_to(std::uint64_t value) const noexcept {
+    const std::size_t last = bucket_of(value);
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i <= last; ++i) n += counts_[i];
+    return n;
+}
+
+double HistogramSnapshot::approx_sum() const noexcept {
+    double sum = 0;
+    for (std::size_t i = 0; i < kBuckets; ++i) {
+        if (counts_[i] != 0)
+            sum += static_cast<double>(counts_[i]) * static_cast<double>(bucket_value(i));
+    }
+    return sum;
+}
+
 Percentiles HistogramSnapshot::percentiles() const noexcept {
     return Percentiles{count_,         quantile(0.50),  quantile(0.90),
                        quantile(0.99), quantile(0.999), max_};

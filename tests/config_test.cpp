@@ -170,6 +170,14 @@ TEST(ConfigErrors, FileSinkNeedsAPath) {
     expect_one("[log]\nsink = \"file\"\n", 2, "log.file", "needs a non-empty log.file");
 }
 
+TEST(ConfigErrors, MetricsTextfileMustBeAPromFile) {
+    expect_one("\n[metrics]\ntextfile = \"/var/lib/node/evfly.txt\"\n", 3, "metrics.textfile",
+               "must end in .prom");
+    expect_one("[metrics]\npath = \"x.prom\"\n", 2, "metrics.path", "unknown key");
+    EXPECT_EQ(parse_config("[metrics]\ntextfile = \"/a/evfly.prom\"\n", "t.toml").metrics.textfile,
+              "/a/evfly.prom");
+}
+
 TEST(ConfigErrors, EveryErrorIsReportedNotOnlyTheFirst) {
     const auto issues = issues_of(
         "[daemon]\nconsumers = 0\nmax_events = \"x\"\nbogus = 1\n[log]\nlevel = \"loud\"\n" +

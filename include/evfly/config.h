@@ -51,6 +51,9 @@ struct Config {
         LogSink sink = LogSink::automatic;
         std::string file;
     } log;
+    struct {
+        std::string textfile;  // node_exporter textfile collector file; empty: none
+    } metrics;
     std::vector<ProducerConfig> producers;
 };
 

@@ -47,6 +47,11 @@ class HistogramSnapshot {
     // The smallest bucket value v such that at least q of all values are <= v (nearest rank).
     [[nodiscard]] std::uint64_t quantile(double q) const noexcept;
     [[nodiscard]] Percentiles percentiles() const noexcept;
+    // Values in buckets up to and including the one holding `value`: the values <= `value`,
+    // give or take the 0.8 % width of that bucket. For cumulative (Prometheus) buckets.
+    [[nodiscard]] std::uint64_t count_up_to(std::uint64_t value) const noexcept;
+    // The sum of all values, each taken as its bucket's value (within 0.4 %).
+    [[nodiscard]] double approx_sum() const noexcept;
     [[nodiscard]] std::uint64_t count() const noexcept { return count_; }
     [[nodiscard]] std::uint64_t max() const noexcept { return max_; }
 

@@ -5,6 +5,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -500,6 +502,50 @@ fd_mode = "per-event"
     EXPECT_NE(err.find("watchdog pings resumed"), std::string::npos) << err;
     const json s = summary_of(summary);
     expect_clean(s);
+}
+
+TEST(Daemon, PrometheusTextfilePassesPromtoolAndMatchesTheSummary) {
+    ASSERT_EQ(std::system("command -v promtool >/dev/null"), 0)
+        << "promtool not installed (tests/setup installs Debian's prometheus)";
+    TempDir dir;
+    const std::string prom = dir.path() + "/evfly.prom";
+    const std::string config = dir.write("metrics.toml", R"(
+[daemon]
+stats_interval = "100ms"
+[log]
+sink = "stderr"
+[metrics]
+textfile = ")" + prom + R"("
+[[producer]]
+name = "steady"
+kind = "eventfd"
+threads = 2
+rate = 500
+[[producer]]
+name = "tick"
+kind = "timerfd"
+initial = "5ms"
+interval = "5ms"
+)");
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", config, "--run-for", "800ms", "--summary", summary});
+    std::this_thread::sleep_for(450ms);
+    // While it runs: a whole, valid file (written to a temporary name, then renamed).
+    EXPECT_EQ(std::system(("promtool check metrics < " + prom).c_str()), 0);
+    ASSERT_EQ(p.wait(10s), 0) << p.err();
+    EXPECT_EQ(std::system(("promtool check metrics < " + prom).c_str()), 0);
+    // The last write is the final accounting.
+    const json s = summary_of(summary);
+    const std::string text = evfly::test::read_file(prom);
+    for (const char* name : {"steady", "tick"}) {
+        const std::string line =
+            std::string("evfly_values_read_total{producer=\"") + name + "\",kind=\"" +
+            producer(s, name)["kind"].get<std::string>() + "\"} " +
+            std::to_string(producer(s, name)["value_read"].get<std::uint64_t>());
+        EXPECT_NE(text.find(line + "\n"), std::string::npos) << line << "\n" << text;
+    }
+    EXPECT_NE(text.find("evfly_consumers 4\n"), std::string::npos);
+    EXPECT_FALSE(std::filesystem::exists(prom + ".tmp"));
 }
 
 TEST(Daemon, FileSinkGetsEveryLine) {

@@ -1,0 +1,28 @@
+// Prometheus metrics in the text exposition format, for node_exporter's textfile collector.
+//
+// The supervisor renders a Report every stats interval and replaces the file atomically (a
+// temporary file in the same directory, then rename), so the collector never reads half a file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "evfly/report.h"
+
+namespace evfly {
+
+struct MetricsExtras {
+    std::uint64_t log_dropped = 0;
+    std::uint64_t reloads_ok = 0;
+    std::uint64_t reloads_failed = 0;
+};
+
+// The exposition text: counters per producer (evfly_events_total, evfly_values_written_total,
+// evfly_values_read_total, evfly_overruns_total), the evfly_latency_seconds histogram per kind,
+// evfly_consumers, evfly_log_dropped_total and evfly_reloads_total{result}.
+std::string prometheus_text(const Report& report, const MetricsExtras& extras);
+
+// Writes `text` to `path` atomically. Throws std::system_error naming the failing step.
+void write_textfile(const std::string& path, const std::string& text);
+
+}  // namespace evfly

@@ -1,0 +1,122 @@
+#include "evfly/metrics.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+
+#include "evfly/fd.h"
+
+namespace evfly {
+namespace {
+
+// Bucket bounds in seconds, 1 µs to 10 s: wake-up latency lives at the low end, timer lateness
+// and stalls at the high end.
+constexpr std::array<double, 22> kBounds{1e-6, 2.5e-6, 5e-6,   1e-5, 2.5e-5, 5e-5,   1e-4, 2.5e-4,
+                                         5e-4, 1e-3,   2.5e-3, 5e-3, 1e-2,   2.5e-2, 5e-2, 0.1,
+                                         0.25, 0.5,    1.0,    2.5,  5.0,    10.0};
+
+// Label values: backslash, double quote and newline escaped, as the format requires.
+std::string label(const std::string& value) {
+    std::string out;
+    for (const char c : value) {
+        if (c == '\\' || c == '"') out += '\\';
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
+void line(std::string& out, const char* fmt, auto... args) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, fmt, args...);
+    out += buf;
+}
+
+void counter_family(std::string& out, const Report& report, const char* name, const char* help,
+                    std::uint64_t ProducerReport::*field) {
+    line(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (const auto& p : report.producers) {
+        line(out, "%s{producer=\"%s\",kind=\"%s\"} %llu\n", name, label(p.name).c_str(),
+             to_string(p.kind), static_cast<unsigned long long>(p.*field));
+    }
+}
+
+void histogram(std::string& out, const char* kind, const HistogramSnapshot& h) {
+    for (const double bound : kBounds) {
+        const auto ns = static_cast<std::uint64_t>(bound * 1e9);
+        line(out, "evfly_latency_seconds_bucket{kind=\"%s\",le=\"%g\"} %llu\n", kind, bound,
+             static_cast<unsigned long long>(h.count_up_to(ns)));
+    }
+    line(out, "evfly_latency_seconds_bucket{kind=\"%s\",le=\"+Inf\"} %llu\n", kind,
+         static_cast<unsigned long long>(h.count()));
+    line(out, "evfly_latency_seconds_sum{kind=\"%s\"} %.9g\n", kind, h.approx_sum() / 1e9);
+    line(out, "evfly_latency_seconds_count{kind=\"%s\"} %llu\n", kind,
+         static_cast<unsigned long long>(h.count()));
+}
+
+}  // namespace
+
+std::string prometheus_text(const Report& report, const MetricsExtras& extras) {
+    std::string out;
+    counter_family(out, report, "evfly_events_total",
+                   "Events fired (eventfd writes, timerfd expirations).", &ProducerReport::fired);
+    counter_family(out, report, "evfly_values_written_total",
+                   "Sum of the values written (timerfd: expirations).",
+                   &ProducerReport::value_written);
+    counter_family(out, report, "evfly_values_read_total",
+                   "Sum of the values read by consumers (timerfd: expirations).",
+                   &ProducerReport::value_read);
+    counter_family(out, report, "evfly_overruns_total",
+                   "Timer expirations beyond the first in one read.", &ProducerReport::overruns);
+    out +=
+        "# HELP evfly_latency_seconds eventfd: fire to consume; timerfd: lateness behind the due "
+        "tick.\n# TYPE evfly_latency_seconds histogram\n";
+    histogram(out, "eventfd", report.eventfd_latency);
+    histogram(out, "timerfd", report.timerfd_latency);
+    line(out,
+         "# HELP evfly_consumers Consumer threads.\n# TYPE evfly_consumers gauge\n"
+         "evfly_consumers %u\n",
+         report.consumers);
+    line(out,
+         "# HELP evfly_log_dropped_total Log lines dropped because the queue was full.\n"
+         "# TYPE evfly_log_dropped_total counter\nevfly_log_dropped_total %llu\n",
+         static_cast<unsigned long long>(extras.log_dropped));
+    line(out,
+         "# HELP evfly_reloads_total Config reloads (SIGHUP) by result.\n"
+         "# TYPE evfly_reloads_total counter\nevfly_reloads_total{result=\"ok\"} %llu\n"
+         "evfly_reloads_total{result=\"failed\"} %llu\n",
+         static_cast<unsigned long long>(extras.reloads_ok),
+         static_cast<unsigned long long>(extras.reloads_failed));
+    return out;
+}
+
+void write_textfile(const std::string& path, const std::string& text) {
+    const std::string tmp = path + ".tmp";
+    {
+        Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        if (!fd) throw_errno(("open " + tmp).c_str());
+        std::size_t done = 0;
+        while (done < text.size()) {
+            const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                const int err = errno;
+                ::unlink(tmp.c_str());
+                throw std::system_error(err, std::generic_category(), "write " + tmp);
+            }
+            done += static_cast<std::size_t>(n);
+        }
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        throw std::system_error(err, std::generic_category(), "rename to " + path);
+    }
+}
+
+}  // namespace evfly
