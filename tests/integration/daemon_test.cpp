@@ -36,7 +36,9 @@ void expect_clean(const json& s) {
     EXPECT_EQ(s["totals"]["value_written"], s["totals"]["value_read"]);
     EXPECT_EQ(s["totals"]["consumer_errors"], 0);
     EXPECT_EQ(s["drained"], true);
-    EXPECT_EQ(s["resources"]["fds_at_exit"], s["resources"]["fds_at_start"]);
+    // No fd leaked. At most as many at exit as at start: under ThreadSanitizer the start-up count
+    // can include an fd the sanitizer runtime holds for a moment (seen with a busy debug logger).
+    EXPECT_LE(s["resources"]["fds_at_exit"].get<int>(), s["resources"]["fds_at_start"].get<int>());
 }
 
 const char* kFlatOutPersistent = R"(
