@@ -40,6 +40,7 @@ void ConsumerThread::run() {
     log::set_thread_name(name_);
     std::vector<epoll_event> events(shared_.config.daemon.max_events);
     released_.reserve(events.size());
+    wedge_armed_ = shared_.test_wedge_ns.load(std::memory_order_relaxed) > 0;
     release_scratch_.reserve(events.size());
     shared_.count_started();
     while (!stopping_) {
@@ -82,7 +83,8 @@ void ConsumerThread::handle(std::uint64_t token) {
         return;
     }
     dispatched.add();
-    if (shared_.test_wedge_ns.load(std::memory_order_relaxed) > 0) {
+    if (wedge_armed_) {  // test-only; a local flag, so the hot path touches no shared state
+        wedge_armed_ = false;
         if (const std::int64_t ns = shared_.test_wedge_ns.exchange(0); ns > 0)
             std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
     }

@@ -182,6 +182,7 @@ class alignas(64) ConsumerThread {
     std::uint32_t index_;
     std::string name_;
     bool stopping_ = false;
+    bool wedge_armed_ = false;  // EVFLY_TEST_WEDGE_CONSUMER_MS is set and no event handled yet
     // Per-event slots closed in the current batch, by owner; consumer thread only.
     std::vector<std::pair<ProducerThread*, std::uint32_t>> released_;
     std::vector<std::uint32_t> release_scratch_;

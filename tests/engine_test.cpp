@@ -16,10 +16,18 @@ namespace {
 
 Config config_of(const std::string& toml) { return evfly::parse_config(toml, "engine_test.toml"); }
 
-Report run_for(const Config& config, std::chrono::milliseconds duration, bool* drained = nullptr) {
+// Runs an engine for `duration`; `window_ms`, if given, gets the time from before start() to the
+// stop() call, the span in which paced producers fire.
+Report run_for(const Config& config, std::chrono::milliseconds duration, bool* drained = nullptr,
+               double* window_ms = nullptr) {
+    const auto begin = std::chrono::steady_clock::now();
     Engine engine(config);
     engine.start();
     std::this_thread::sleep_for(duration);
+    if (window_ms != nullptr)
+        *window_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin)
+                .count();
     const bool ok = engine.stop(std::chrono::steady_clock::now() + 10s);
     if (drained != nullptr) *drained = ok;
     Report report;
@@ -94,15 +102,8 @@ rate = 200
 )");
     // Absolute deadlines from the engine's start: fires at 0, 5, 10, ... ms after it, whenever
     // the thread got going (a late start catches up), until stop() is called.
-    const auto begin = std::chrono::steady_clock::now();
-    Engine engine(config);
-    engine.start();
-    std::this_thread::sleep_for(500ms);
-    const double window_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count();
-    engine.stop(std::chrono::steady_clock::now() + 10s);
-    Report r;
-    engine.report_into(r);
+    double window_ms = 0;
+    const Report r = run_for(config, 500ms, nullptr, &window_ms);
     const double due = window_ms / 5.0 + 1;
     // Allow for a loaded machine, but not for drift in one direction.
     EXPECT_GE(static_cast<double>(r.totals().fired), 0.9 * due - 1) << window_ms << " ms";
