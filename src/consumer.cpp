@@ -27,10 +27,7 @@ std::int64_t clock_ns(clockid_t clock) noexcept {
 }
 
 ConsumerThread::ConsumerThread(Shared& shared, std::uint32_t index)
-    : per_spec(std::make_unique<SpecCounters[]>(shared.config.producers.size())),
-      shared_(shared),
-      index_(index),
-      name_("consumer-" + std::to_string(index)) {}
+    : shared_(shared), index_(index), name_("consumer-" + std::to_string(index)) {}
 
 void ConsumerThread::start() {
     thread_ = std::jthread([this] { run(); });
@@ -38,13 +35,15 @@ void ConsumerThread::start() {
 
 void ConsumerThread::run() {
     log::set_thread_name(name_);
-    std::vector<epoll_event> events(shared_.config.daemon.max_events);
-    released_.reserve(events.size());
+    std::vector<epoll_event> events(shared_.max_events.load(std::memory_order_relaxed));
     wedge_armed_ = shared_.test_wedge_ns.load(std::memory_order_relaxed) > 0;
-    release_scratch_.reserve(events.size());
     shared_.count_started();
     while (!stopping_) {
         busy_since.store(0, std::memory_order_relaxed);
+        // A reload may change the batch size; one relaxed load per batch.
+        if (const auto want = shared_.max_events.load(std::memory_order_relaxed);
+            want != events.size())
+            events.resize(want);
         // No timeout: an idle consumer sleeps until there is work or the stop eventfd fires.
         const int n = shared_.epoll.wait(events, -1);
         if (n < 0) {
@@ -73,6 +72,9 @@ void ConsumerThread::run() {
         flush_released();
         if (dispatched.get() != dispatched_before) wakeups.add();
     }
+    busy_since.store(0, std::memory_order_relaxed);
+    exited_.store(true, std::memory_order_release);
+    shared_.count_exited();
 }
 
 void ConsumerThread::handle(std::uint64_t token) {
@@ -82,6 +84,10 @@ void ConsumerThread::handle(std::uint64_t token) {
         stopping_ = true;
         return;
     }
+    if (index == kRetireIndex) {
+        take_retire_token();
+        return;
+    }
     dispatched.add();
     if (wedge_armed_) {  // test-only; a local flag, so the hot path touches no shared state
         wedge_armed_ = false;
@@ -89,16 +95,44 @@ void ConsumerThread::handle(std::uint64_t token) {
             std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
     }
     Slot& slot = shared_.slots[index];
-    switch (slot.mode) {
+    const std::uint32_t generation = token_generation(token);
+    // The acquire pairs with the release that published this generation, so the slot's owner
+    // and mode read below are the ones this registration was made with.
+    if (slot.generation.load(std::memory_order_acquire) != generation) {
+        stale.add();  // retired (by its producer or a reload) after epoll reported it
+        return;
+    }
+    // A stale event may race a reload that retires the slot and gives it to another producer:
+    // read the mode, then check the generation again (the mode is stored with release before the
+    // new generation is published), so a mode read from the slot's next life is never acted on.
+    const SlotMode mode = slot.mode.load(std::memory_order_acquire);
+    if (slot.generation.load(std::memory_order_relaxed) != generation) {
+        stale.add();
+        return;
+    }
+    switch (mode) {
         case SlotMode::per_event:
             handle_per_event(slot, index);
             break;
         case SlotMode::persistent:
-            handle_persistent(slot, index, token_generation(token));
+            handle_persistent(slot, index, generation);
             break;
         case SlotMode::timer:
-            handle_timer(slot, index, token_generation(token));
+            handle_timer(slot, index, generation);
             break;
+    }
+}
+
+void ConsumerThread::take_retire_token() {
+    // The pool shrinks: each unit of the semaphore ends one consumer, after this batch (the
+    // events in it are ours alone). Re-arming passes what is left on to another consumer.
+    std::uint64_t unit = 0;
+    const int fd = shared_.retire_fd.get();
+    if (::read(fd, &unit, sizeof unit) == static_cast<ssize_t>(sizeof unit)) stopping_ = true;
+    if (const int err = shared_.epoll.rearm(fd, make_token(kRetireIndex, 0)); err != 0) {
+        errors.add();
+        log::emit(log::Level::err, "epoll_ctl MOD failed (retire eventfd)",
+                  {{"error", errno_text(err)}});
     }
 }
 
@@ -110,13 +144,13 @@ void ConsumerThread::spend(const ProducerConfig& producer) {
     }
 }
 
-void ConsumerThread::log_event(const Slot& slot, int fd, std::uint64_t value,
+void ConsumerThread::log_event(const ProducerConfig& producer, int fd, std::uint64_t value,
                                std::int64_t latency_ns) {
     if (!log::enabled(log::Level::debug)) return;
     log::emit(log::Level::debug, "event",
               {{"consumer", index_},
-               {"producer", slot.owner->config().name},
-               {"kind", to_string(slot.owner->config().kind)},
+               {"producer", producer.name},
+               {"kind", to_string(producer.kind)},
                {"fd", fd},
                {"value", value},
                {"latency_us", static_cast<double>(latency_ns) / 1000.0}});
@@ -134,12 +168,11 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
         value = 0;
     }
     const std::int64_t latency = steady_ns() - slot.stamp.load(std::memory_order_relaxed);
-    SpecCounters& counters = per_spec[slot.spec];
-    counters.value_read.add(value);
-    counters.events.add();
+    ProducerThread* owner = slot.owner.load(std::memory_order_relaxed);
+    slot.value_read.add(value);
     eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
-    log_event(slot, fd, value, latency);
-    spend(slot.owner->config());
+    log_event(owner->config(), fd, value, latency);
+    spend(owner->config());
     // close() is the detach, with no EPOLL_CTL_DEL first (one syscall less per event, measured in
     // tests/bench): this is the only descriptor of the eventfd (CLOEXEC, never dup'd, evflyd never
     // forks), so closing it releases the file and the kernel drops the registration with it.
@@ -150,9 +183,9 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     ::close(fd);
     slot.generation.store(slot.generation.load(std::memory_order_relaxed) + 1,
                           std::memory_order_release);
-    released_.emplace_back(slot.owner, index);
+    released_.emplace_back(owner, index);
     // With a modelled handler cost, hand the fd back now rather than after the whole batch.
-    if (slot.owner->config().work.count() > 0) flush_released();
+    if (owner->config().work.count() > 0) flush_released();
 }
 
 void ConsumerThread::flush_released() {
@@ -180,14 +213,13 @@ void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
     std::uint64_t value = 0;
     if (::read(fd, &value, sizeof value) == static_cast<ssize_t>(sizeof value)) {
         const std::int64_t stamp = slot.stamp.exchange(0, std::memory_order_relaxed);
-        SpecCounters& counters = per_spec[slot.spec];
-        counters.value_read.add(value);
-        counters.events.add();
+        slot.value_read.add(value);
         const std::int64_t latency = stamp != 0 ? steady_ns() - stamp : 0;
         if (stamp != 0)
             eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
-        log_event(slot, fd, value, latency);
-        spend(slot.owner->config());
+        const ProducerConfig& producer = slot.owner.load(std::memory_order_relaxed)->config();
+        log_event(producer, fd, value, latency);
+        spend(producer);
     } else if (errno != EAGAIN) {
         errors.add();
         log::emit(log::Level::err, "eventfd read failed",
@@ -208,7 +240,7 @@ void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t
         return;
     }
     const int fd = slot.fd.load(std::memory_order_relaxed);
-    const ProducerConfig& producer = slot.owner->config();
+    const ProducerConfig& producer = slot.owner.load(std::memory_order_relaxed)->config();
     std::uint64_t ticks = 0;
     if (::read(fd, &ticks, sizeof ticks) == static_cast<ssize_t>(sizeof ticks) && ticks > 0) {
         // Lateness is measured from the earliest tick this read reports, on the timer's own clock,
@@ -217,15 +249,10 @@ void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t
         const std::int64_t lateness = clock_ns(producer.clock) - due;
         slot.stamp.store(due + static_cast<std::int64_t>(ticks) * producer.interval.count(),
                          std::memory_order_relaxed);
-        slot.ticks.store(slot.ticks.load(std::memory_order_relaxed) + ticks,
-                         std::memory_order_relaxed);
-        SpecCounters& counters = per_spec[slot.spec];
-        counters.value_read.add(ticks);
-        counters.events.add();
-        counters.expirations.add(ticks);
-        if (ticks > 1) counters.overruns.add(ticks - 1);
+        slot.value_read.add(ticks);
+        if (ticks > 1) slot.overruns.add(ticks - 1);
         timerfd_latency.record(static_cast<std::uint64_t>(lateness > 0 ? lateness : 0));
-        log_event(slot, fd, ticks, lateness);
+        log_event(producer, fd, ticks, lateness);
         spend(producer);
     } else if (errno != EAGAIN) {
         errors.add();

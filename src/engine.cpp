@@ -3,6 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "engine_impl.h"
@@ -13,21 +14,228 @@ namespace evfly {
 using detail::ConsumerThread;
 using detail::ProducerThread;
 using detail::Shared;
-
-struct Engine::Impl {
-    explicit Impl(const Config& cfg) : config(cfg), shared(config) {}
-    Config config;  // owned copy: threads keep references into it
-    Shared shared;
-    bool started = false;
-    bool stopped = false;
-};
+using detail::Spec;
 
 namespace {
+
 std::uint32_t slots_per_thread(const ProducerConfig& p) {
     if (p.kind == ProducerKind::timerfd) return p.timers;
     return p.fd_mode == FdMode::per_event ? p.max_in_flight : 1;
 }
+
+std::uint64_t slots_needed(const ProducerConfig& p) {
+    return std::uint64_t{slots_per_thread(p)} * p.threads;
+}
+
+std::int64_t to_ns(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+void accumulate(ProducerReport& into, const ProducerReport& r) {
+    into.fired += r.fired;
+    into.value_written += r.value_written;
+    into.value_read += r.value_read;
+    into.expirations += r.expirations;
+    into.overruns += r.overruns;
+    into.write_retries += r.write_retries;
+    into.fd_exhaustion += r.fd_exhaustion;
+    into.errors += r.errors;
+}
+
+// The entry for `r`'s producer in `list` (same name and kind), appended with no counts if absent.
+ProducerReport& entry_for(std::vector<ProducerReport>& list, const ProducerReport& r) {
+    for (auto& e : list)
+        if (e.name == r.name && e.kind == r.kind) return e;
+    ProducerReport& e = list.emplace_back();
+    e.name = r.name;
+    e.kind = r.kind;
+    e.fd_mode = r.fd_mode;
+    return e;
+}
+
+// Counters of consumers that have left the pool, kept so that reports never go backwards.
+struct ConsumerTotals {
+    std::uint64_t wakeups = 0;
+    std::uint64_t dispatched = 0;
+    std::uint64_t stale = 0;
+    std::uint64_t errors = 0;
+    HistogramSnapshot eventfd_latency;
+    HistogramSnapshot timerfd_latency;
+};
+
 }  // namespace
+
+namespace detail {
+
+SlotTable::SlotTable() : chunks_(std::make_unique<std::atomic<Slot*>[]>(kMaxChunks)) {}
+
+std::uint64_t SlotTable::available() const noexcept {
+    return free_.size() + (std::uint64_t{kMaxChunks} * kChunkSize - used_);
+}
+
+std::vector<std::uint32_t> SlotTable::allocate(std::uint32_t count) {
+    if (count > available()) throw std::length_error("too many producer slots (at most 16M)");
+    std::vector<std::uint32_t> out;
+    out.reserve(count);
+    while (out.size() < count && !free_.empty()) {
+        out.push_back(free_.back());
+        free_.pop_back();
+    }
+    while (out.size() < count) {
+        if (used_ % kChunkSize == 0) {
+            owned_.push_back(std::make_unique<Slot[]>(kChunkSize));
+            chunks_[used_ >> kChunkBits].store(owned_.back().get(), std::memory_order_release);
+        }
+        out.push_back(used_++);
+    }
+    return out;
+}
+
+void SlotTable::release(const std::vector<std::uint32_t>& indices) {
+    free_.insert(free_.end(), indices.begin(), indices.end());
+}
+
+void Spec::set_epoch() noexcept {
+    epoch_realtime = clock_ns(CLOCK_REALTIME);
+    epoch_monotonic = clock_ns(CLOCK_MONOTONIC);
+    epoch_boottime = clock_ns(CLOCK_BOOTTIME);
+}
+
+}  // namespace detail
+
+struct Engine::Impl {
+    explicit Impl(const Config& cfg) : config(cfg) {}
+    Config config;  // the config in force
+    Shared shared;
+    std::vector<std::unique_ptr<Spec>> specs;     // running, in config order
+    std::vector<std::unique_ptr<Spec>> retiring;  // stopped, some fds not yet consumed
+    std::vector<ProducerReport> finished;         // totals of producers gone, by name and kind
+    std::vector<std::unique_ptr<ConsumerThread>> consumers;
+    ConsumerTotals departed;             // counters of consumers joined and gone
+    std::uint64_t retire_requested = 0;  // retire units written to the retire eventfd
+    std::uint64_t retired = 0;           // consumers that left on one, joined
+    std::uint32_t pool_at_stop = 0;      // consumers running when stop() began
+    bool started = false;
+    bool stopped = false;
+
+    std::unique_ptr<Spec> make_spec(const ProducerConfig& p) {
+        auto spec = std::make_unique<Spec>();
+        spec->config = p;
+        const std::uint32_t per_thread = slots_per_thread(p);
+        for (std::uint32_t t = 0; t < p.threads; ++t) {
+            spec->threads.push_back(std::make_unique<ProducerThread>(
+                shared, *spec, t, shared.slots.allocate(per_thread)));
+        }
+        return spec;
+    }
+
+    // Starts `count` threads with `start_one(i)` and waits until each runs. If one cannot be
+    // started, returns how many were; the caller unwinds.
+    template <typename F>
+    std::size_t start_threads(std::size_t count, F start_one) {
+        std::uint64_t base = 0;
+        {
+            std::lock_guard lock(shared.lifecycle_mutex);
+            base = shared.started;
+        }
+        std::size_t n = 0;
+        std::exception_ptr failure;
+        try {
+            for (; n < count; ++n) start_one(n);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        std::unique_lock lock(shared.lifecycle_mutex);
+        shared.lifecycle_cv.wait(lock, [&] { return shared.started == base + n; });
+        lock.unlock();
+        if (failure) std::rethrow_exception(failure);
+        return n;
+    }
+
+    void start_spec(Spec& spec) {
+        try {
+            start_threads(spec.threads.size(), [&](std::size_t i) { spec.threads[i]->start(); });
+        } catch (...) {
+            stop_spec(spec, detail::steady_ns());
+            throw;
+        }
+    }
+
+    static void stop_spec(Spec& spec, std::int64_t deadline_ns) {
+        for (auto& t : spec.threads) t->request_stop(deadline_ns);
+        for (auto& t : spec.threads) t->join();
+    }
+
+    ProducerReport spec_report(const Spec& spec) const {
+        ProducerReport r;
+        r.name = spec.config.name;
+        r.kind = spec.config.kind;
+        r.fd_mode = spec.config.fd_mode;
+        r.threads = spec.config.threads;
+        // What consumers read first: a value is counted as written before it can be read, so
+        // this order never shows more read than written.
+        for (const auto& t : spec.threads) {
+            for (const std::uint32_t index : t->slots()) {
+                const detail::Slot& slot = shared.slots[index];
+                r.value_read += slot.value_read.get();
+                r.overruns += slot.overruns.get();
+            }
+            r.value_read += t->value_drained.get() + t->expirations_drained.get();
+            r.overruns += t->overruns_drained.get();
+            r.fired += t->fired.get();
+            r.value_written += t->value_written.get();
+            r.write_retries += t->write_retries.get();
+            r.fd_exhaustion += t->fd_exhaustion.get();
+            r.errors += t->errors.get();
+        }
+        if (r.kind == ProducerKind::timerfd) {
+            // The kernel fires timers: what was written is what the expirations read say.
+            r.expirations = r.value_read;
+            r.fired = r.value_written = r.expirations;
+        }
+        return r;
+    }
+
+    // Joins consumers that left the pool and folds their counters into `departed`.
+    void reap_consumers() {
+        HistogramSnapshot scratch;
+        std::erase_if(consumers, [&](const std::unique_ptr<ConsumerThread>& c) {
+            if (!c->exited()) return false;
+            c->join();
+            departed.wakeups += c->wakeups.get();
+            departed.dispatched += c->dispatched.get();
+            departed.stale += c->stale.get();
+            departed.errors += c->errors.get();
+            c->eventfd_latency.snapshot_into(scratch);
+            departed.eventfd_latency.merge(scratch);
+            c->timerfd_latency.snapshot_into(scratch);
+            departed.timerfd_latency.merge(scratch);
+            if (!stopped) ++retired;
+            return true;
+        });
+    }
+
+    // Releases stopped producers whose fds are all consumed: their counts move to `finished`
+    // and their slots become free.
+    void release_drained() {
+        const std::int64_t now = detail::steady_ns();
+        std::erase_if(retiring, [&](const std::unique_ptr<Spec>& spec) {
+            for (auto& t : spec->threads)
+                if (!t->settle(now)) return false;
+            ProducerReport r = spec_report(*spec);
+            accumulate(entry_for(finished, r), r);
+            for (auto& t : spec->threads) shared.slots.release(t->slots());
+            return true;
+        });
+    }
+
+    [[nodiscard]] std::uint32_t running_consumers() const {
+        return static_cast<std::uint32_t>(std::count_if(
+            consumers.begin(), consumers.end(), [](const auto& c) { return !c->exited(); }));
+    }
+
+    void resize_pool(std::uint32_t target, std::int64_t deadline_ns);
+};
 
 Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {
     Shared& shared = impl_->shared;
@@ -39,29 +247,26 @@ Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {
                                          detail::make_token(detail::kStopIndex, 0))) {
         throw std::system_error(err, std::generic_category(), "epoll_ctl ADD (stop eventfd)");
     }
+    // One-shot: one consumer at a time takes a unit and re-arms it for the next, so shrinking
+    // the pool wakes exactly the consumers that leave.
+    shared.retire_fd = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE));
+    if (!shared.retire_fd) throw_errno("eventfd");
+    if (const int err = shared.epoll.add(shared.retire_fd.get(), kOneShotEvents,
+                                         detail::make_token(detail::kRetireIndex, 0))) {
+        throw std::system_error(err, std::generic_category(), "epoll_ctl ADD (retire eventfd)");
+    }
+    shared.max_events.store(config.daemon.max_events, std::memory_order_relaxed);
 
     std::uint64_t total = 0;
-    for (const auto& p : impl_->config.producers)
-        total += std::uint64_t{slots_per_thread(p)} * p.threads;
-    if (total >= detail::kStopIndex) throw std::length_error("too many producer slots");
-    shared.slot_count = static_cast<std::uint32_t>(total);
-    shared.slots = std::make_unique<detail::Slot[]>(total);
-
-    std::uint32_t next_slot = 0;
-    for (std::uint32_t spec = 0; spec < impl_->config.producers.size(); ++spec) {
-        const ProducerConfig& p = impl_->config.producers[spec];
-        const std::uint32_t count = slots_per_thread(p);
-        for (std::uint32_t t = 0; t < p.threads; ++t) {
-            shared.producers.push_back(
-                std::make_unique<ProducerThread>(shared, spec, t, next_slot, count));
-            next_slot += count;
-        }
-    }
+    for (const auto& p : config.producers) total += slots_needed(p);
+    if (total > shared.slots.available())
+        throw std::length_error("too many producer slots (at most 16M)");
+    for (const auto& p : impl_->config.producers) impl_->specs.push_back(impl_->make_spec(p));
     if (const char* wedge = std::getenv("EVFLY_TEST_WEDGE_CONSUMER_MS")) {
         shared.test_wedge_ns.store(std::strtoll(wedge, nullptr, 10) * 1'000'000);
     }
-    for (std::uint32_t c = 0; c < impl_->config.daemon.consumers; ++c) {
-        shared.consumers.push_back(std::make_unique<ConsumerThread>(shared, c));
+    for (std::uint32_t c = 0; c < config.daemon.consumers; ++c) {
+        impl_->consumers.push_back(std::make_unique<ConsumerThread>(shared, c));
     }
 }
 
@@ -70,30 +275,182 @@ Engine::~Engine() {
 }
 
 void Engine::start() {
-    Shared& shared = impl_->shared;
-    impl_->started = true;
-    shared.epoch_realtime = detail::clock_ns(CLOCK_REALTIME);
-    shared.epoch_monotonic = detail::clock_ns(CLOCK_MONOTONIC);
-    shared.epoch_boottime = detail::clock_ns(CLOCK_BOOTTIME);
+    Impl& impl = *impl_;
+    impl.started = true;
+    // One epoch for every producer of the initial config: timers of equal period tick together,
+    // whichever thread armed them and however long that took.
+    if (!impl.specs.empty()) {
+        const Spec& first = *impl.specs.front();
+        impl.specs.front()->set_epoch();
+        for (auto& spec : impl.specs) {
+            spec->epoch_realtime = first.epoch_realtime;
+            spec->epoch_monotonic = first.epoch_monotonic;
+            spec->epoch_boottime = first.epoch_boottime;
+        }
+    }
     // Consumers first: by the time anything fires, someone is waiting for it.
-    for (auto& c : shared.consumers) c->start();
-    for (auto& p : shared.producers) p->start();
-    std::unique_lock lock(shared.started_mutex);
-    const auto expected = shared.consumers.size() + shared.producers.size();
-    shared.started_cv.wait(lock, [&] { return shared.started == expected; });
+    impl.start_threads(impl.consumers.size(), [&](std::size_t i) { impl.consumers[i]->start(); });
+    for (auto& spec : impl.specs) impl.start_spec(*spec);
+}
+
+void Engine::Impl::resize_pool(std::uint32_t target, std::int64_t deadline_ns) {
+    reap_consumers();
+    // Consumers still running, less those already asked to leave.
+    const std::uint64_t pending = retire_requested - retired;
+    std::uint64_t intended = consumers.size() - std::min<std::uint64_t>(pending, consumers.size());
+    const std::uint64_t before = intended;
+    if (before == target) return;
+    const int retire = shared.retire_fd.get();
+    // Growing while some are still asked to leave: take the requests back first.
+    std::uint64_t unit = 0;
+    while (intended < target && retire_requested > retired &&
+           ::read(retire, &unit, sizeof unit) == static_cast<ssize_t>(sizeof unit)) {
+        --retire_requested;
+        ++intended;
+    }
+    if (intended < target) {
+        std::vector<std::uint32_t> used;
+        for (const auto& c : consumers) used.push_back(c->index());
+        std::sort(used.begin(), used.end());
+        std::vector<std::unique_ptr<ConsumerThread>> fresh;
+        for (std::uint32_t index = 0, u = 0; fresh.size() < target - intended; ++index) {
+            while (u < used.size() && used[u] < index) ++u;
+            if (u < used.size() && used[u] == index) continue;
+            fresh.push_back(std::make_unique<ConsumerThread>(shared, index));
+        }
+        // A consumer joins the pool once it runs; one that could not be started is dropped.
+        start_threads(fresh.size(), [&](std::size_t i) {
+            fresh[i]->start();
+            consumers.push_back(std::move(fresh[i]));
+        });
+    } else if (intended > target) {
+        const std::uint64_t leave = intended - target;
+        if (::write(retire, &leave, sizeof leave) != static_cast<ssize_t>(sizeof leave))
+            throw_errno("write (retire eventfd)");
+        retire_requested += leave;
+        // Each leaving consumer first finishes the batch in hand; wait for them, within reason.
+        const auto deadline =
+            std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns));
+        std::unique_lock lock(shared.lifecycle_mutex);
+        shared.lifecycle_cv.wait_until(lock, deadline, [&] {
+            const auto gone = static_cast<std::uint64_t>(std::count_if(
+                consumers.begin(), consumers.end(), [](const auto& c) { return c->exited(); }));
+            return gone >= retire_requested - retired;
+        });
+        lock.unlock();
+        reap_consumers();
+    }
+    log::emit(log::Level::info, "consumer pool resized",
+              {{"from", before}, {"to", target}, {"running", running_consumers()}});
+}
+
+bool Engine::reconfigure(const Config& next) {
+    Impl& impl = *impl_;
+    bool changed = false;
+    const std::int64_t deadline = detail::steady_ns() + next.daemon.shutdown_timeout.count();
+
+    // Which running producers carry on untouched: same name, same table.
+    std::vector<std::unique_ptr<Spec>*> unchanged(next.producers.size(), nullptr);
+    std::uint64_t needed = 0;
+    for (std::size_t j = 0; j < next.producers.size(); ++j) {
+        for (auto& spec : impl.specs) {
+            if (spec->config == next.producers[j]) unchanged[j] = &spec;
+        }
+        if (unchanged[j] == nullptr) needed += slots_needed(next.producers[j]);
+    }
+    if (needed > impl.shared.slots.available())
+        throw std::length_error("too many producer slots (at most 16M)");
+
+    // Stop the producers that go or change, and let the pool drain them.
+    std::vector<std::unique_ptr<Spec>> kept(next.producers.size());
+    for (std::size_t j = 0; j < next.producers.size(); ++j)
+        if (unchanged[j] != nullptr) kept[j] = std::move(*unchanged[j]);
+    std::vector<std::unique_ptr<Spec>> gone;
+    for (auto& spec : impl.specs)
+        if (spec) gone.push_back(std::move(spec));
+    impl.specs.clear();
+    for (auto& spec : gone) {
+        for (auto& t : spec->threads) t->request_stop(deadline);
+    }
+    for (auto& spec : gone) {
+        for (auto& t : spec->threads) t->join();
+        const bool retuned =
+            std::any_of(next.producers.begin(), next.producers.end(),
+                        [&](const ProducerConfig& p) { return p.name == spec->config.name; });
+        const ProducerReport r = impl.spec_report(*spec);
+        log::emit(log::Level::info, retuned ? "producer stopped for retuning" : "producer removed",
+                  {{"producer", r.name},
+                   {"fired", r.fired},
+                   {"value_written", r.value_written},
+                   {"value_read", r.value_read},
+                   {"in_flight", static_cast<std::int64_t>(r.value_written - r.value_read)}});
+        impl.retiring.push_back(std::move(spec));
+        changed = true;
+    }
+
+    if (impl.config.daemon.consumers != next.daemon.consumers) {
+        impl.resize_pool(next.daemon.consumers, deadline);
+        changed = true;
+    }
+    if (impl.config.daemon.max_events != next.daemon.max_events) {
+        impl.shared.max_events.store(next.daemon.max_events, std::memory_order_relaxed);
+        log::emit(log::Level::info, "max_events changed",
+                  {{"from", impl.config.daemon.max_events}, {"to", next.daemon.max_events}});
+        changed = true;
+    }
+    if (impl.config.daemon.shutdown_timeout != next.daemon.shutdown_timeout) changed = true;
+    impl.config.daemon = next.daemon;
+
+    // Start what is new; an unchanged producer keeps its place, threads and schedule.
+    std::exception_ptr failure;
+    for (std::size_t j = 0; j < next.producers.size(); ++j) {
+        if (kept[j]) continue;
+        const ProducerConfig& p = next.producers[j];
+        kept[j] = impl.make_spec(p);
+        kept[j]->set_epoch();
+        try {
+            impl.start_spec(*kept[j]);
+        } catch (...) {
+            impl.retiring.push_back(std::move(kept[j]));
+            failure = std::current_exception();
+            break;
+        }
+        log::emit(log::Level::info, "producer started",
+                  {{"producer", p.name}, {"kind", to_string(p.kind)}, {"threads", p.threads}});
+        changed = true;
+    }
+    impl.config.producers.clear();
+    for (auto& spec : kept) {
+        if (!spec) continue;
+        impl.config.producers.push_back(spec->config);
+        impl.specs.push_back(std::move(spec));
+    }
+    impl.release_drained();
+    if (failure) std::rethrow_exception(failure);
+    return changed;
+}
+
+void Engine::collect() {
+    impl_->reap_consumers();
+    impl_->release_drained();
 }
 
 bool Engine::stop(std::chrono::steady_clock::time_point deadline) {
-    if (impl_->stopped) return true;
-    impl_->stopped = true;
-    Shared& shared = impl_->shared;
-    shared.drain_deadline_ns.store(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count(),
-        std::memory_order_release);
+    Impl& impl = *impl_;
+    if (impl.stopped) return true;
+    impl.pool_at_stop = impl.running_consumers();
+    impl.stopped = true;
+    Shared& shared = impl.shared;
+    const std::int64_t deadline_ns = to_ns(deadline);
     // Producers stop firing, retire their persistent fds (reading what is left) and wait until
-    // the consumers have closed every per-event fd they fired, or the deadline passes.
-    for (auto& p : shared.producers) p->request_stop();
-    for (auto& p : shared.producers) p->join();
+    // the consumers have closed every per-event fd they fired, or the deadline passes. Producers
+    // removed by a reload may still have fds out too.
+    for (auto& spec : impl.specs)
+        for (auto& t : spec->threads) t->request_stop(deadline_ns);
+    for (auto& spec : impl.specs)
+        for (auto& t : spec->threads) t->join();
+    for (auto& spec : impl.retiring)
+        for (auto& t : spec->threads) (void)t->settle(deadline_ns);
 
     Report report;
     report_into(report);
@@ -107,9 +464,18 @@ bool Engine::stop(std::chrono::steady_clock::time_point deadline) {
     if (::write(shared.stop_fd.get(), &one, sizeof one) != static_cast<ssize_t>(sizeof one)) {
         throw_errno("write (stop eventfd)");  // cannot happen: a fresh counter never fills
     }
-    for (auto& c : shared.consumers) c->join();
+    for (auto& c : impl.consumers) c->join();
+    impl.reap_consumers();
     std::uint64_t leftovers = 0;
-    for (auto& p : shared.producers) leftovers += p->abandon_leftovers();
+    const std::int64_t now = detail::steady_ns();
+    for (auto* list : {&impl.specs, &impl.retiring}) {
+        for (auto& spec : *list) {
+            for (auto& t : spec->threads) {
+                (void)t->settle(now);
+                leftovers += t->abandon_leftovers();
+            }
+        }
+    }
     if (leftovers != 0) log::emit(log::Level::warn, "closed unconsumed fds", {{"fds", leftovers}});
     return drained;
 }
@@ -117,38 +483,25 @@ bool Engine::stop(std::chrono::steady_clock::time_point deadline) {
 std::vector<std::uint32_t> Engine::stuck_consumers(std::chrono::nanoseconds limit) const {
     std::vector<std::uint32_t> stuck;
     const std::int64_t now = detail::steady_ns();
-    const auto& consumers = impl_->shared.consumers;
-    for (std::uint32_t i = 0; i < consumers.size(); ++i) {
-        const std::int64_t since = consumers[i]->busy_since.load(std::memory_order_relaxed);
-        if (since != 0 && now - since > limit.count()) stuck.push_back(i);
+    for (const auto& c : impl_->consumers) {
+        const std::int64_t since = c->busy_since.load(std::memory_order_relaxed);
+        if (since != 0 && now - since > limit.count()) stuck.push_back(c->index());
     }
     return stuck;
 }
 
 void Engine::report_into(Report& out) const {
-    const Shared& shared = impl_->shared;
-    const auto& specs = impl_->config.producers;
-    out.consumers = static_cast<std::uint32_t>(shared.consumers.size());
-    out.producers.assign(specs.size(), ProducerReport{});
-    for (std::size_t i = 0; i < specs.size(); ++i) {
-        out.producers[i].name = specs[i].name;
-        out.producers[i].kind = specs[i].kind;
-        out.producers[i].fd_mode = specs[i].fd_mode;
-        out.producers[i].threads = specs[i].threads;
-    }
-    // Read the consumers first: a value is counted as written before it can be read, so this
-    // order never shows more read than written.
-    out.events_dispatched = out.epoll_wakeups = out.stale_events = out.consumer_errors = 0;
-    out.eventfd_latency = HistogramSnapshot{};
-    out.timerfd_latency = HistogramSnapshot{};
+    const Impl& impl = *impl_;
+    out.consumers = impl.stopped ? impl.pool_at_stop : impl.running_consumers();
+    // Consumers first, then producers: see spec_report().
+    out.events_dispatched = impl.departed.dispatched;
+    out.epoll_wakeups = impl.departed.wakeups;
+    out.stale_events = impl.departed.stale;
+    out.consumer_errors = impl.departed.errors;
+    out.eventfd_latency = impl.departed.eventfd_latency;
+    out.timerfd_latency = impl.departed.timerfd_latency;
     HistogramSnapshot scratch;
-    for (const auto& c : shared.consumers) {
-        for (std::size_t i = 0; i < specs.size(); ++i) {
-            const detail::SpecCounters& sc = c->per_spec[i];
-            out.producers[i].value_read += sc.value_read.get();
-            out.producers[i].expirations += sc.expirations.get();
-            out.producers[i].overruns += sc.overruns.get();
-        }
+    for (const auto& c : impl.consumers) {
         out.events_dispatched += c->dispatched.get();
         out.epoll_wakeups += c->wakeups.get();
         out.stale_events += c->stale.get();
@@ -158,25 +511,14 @@ void Engine::report_into(Report& out) const {
         c->timerfd_latency.snapshot_into(scratch);
         out.timerfd_latency.merge(scratch);
     }
-    std::size_t producer = 0;
-    for (std::size_t spec = 0; spec < specs.size(); ++spec) {
-        ProducerReport& r = out.producers[spec];
-        for (std::uint32_t t = 0; t < specs[spec].threads; ++t, ++producer) {
-            const ProducerThread& p = *shared.producers[producer];
-            r.value_read += p.value_drained.get() + p.expirations_drained.get();
-            r.expirations += p.expirations_drained.get();
-            r.overruns += p.overruns_drained.get();
-            r.fired += p.fired.get();
-            r.value_written += p.value_written.get();
-            r.write_retries += p.write_retries.get();
-            r.fd_exhaustion += p.fd_exhaustion.get();
-            r.errors += p.errors.get();
-        }
-        if (r.kind == ProducerKind::timerfd) {
-            // The kernel fires timers: what was written is what the expirations read say.
-            r.fired = r.value_written = r.expirations;
-        }
+    out.producers.clear();
+    for (const auto& spec : impl.specs) out.producers.push_back(impl.spec_report(*spec));
+    // Producers a reload removed or retuned keep their counts, under their name.
+    for (const auto& spec : impl.retiring) {
+        const ProducerReport r = impl.spec_report(*spec);
+        accumulate(entry_for(out.producers, r), r);
     }
+    for (const auto& r : impl.finished) accumulate(entry_for(out.producers, r), r);
 }
 
 }  // namespace evfly

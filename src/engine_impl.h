@@ -1,11 +1,16 @@
 // Internal header of the engine: not part of evfly's public API; include only from src/.
 //
-// Ownership: the Engine owns the slot table, the producer threads and the consumer threads. A
-// slot is a registration: an fd plus what a consumer needs to consume it. Which thread may touch
-// a slot's fd is decided by EPOLLONESHOT: the consumer that received the event owns the fd until
-// it re-arms it (persistent sources) or closes it (per-event sources). Producers retire their
-// persistent sources at stop under the slot's mutex, which consumers also hold while handling
-// such a source, so a retire never races a read.
+// Ownership: the Engine owns the slot table, the producer specs with their threads and the
+// consumer threads. A slot is a registration: an fd plus what a consumer needs to consume it.
+// Which thread may touch a slot's fd is decided by EPOLLONESHOT: the consumer that received the
+// event owns the fd until it re-arms it (persistent sources) or closes it (per-event sources).
+// Producers retire their persistent sources at stop under the slot's mutex, which consumers also
+// hold while handling such a source, so a retire never races a read.
+//
+// Reload: slots are handed out from a free list and reused once their producer has gone and
+// every fd it registered is closed. Every registration carries the slot's generation in its
+// token, and the generation only ever grows, so an event that arrives for a retired registration
+// is recognised as stale whatever the slot holds by then.
 #pragma once
 
 #include <sys/types.h>
@@ -28,7 +33,9 @@
 
 namespace evfly::detail {
 
-// A counter with one writing thread and any number of readers: no read-modify-write instruction.
+// A counter with one writing thread at a time and any number of readers: no read-modify-write
+// instruction. Successive writers must be ordered by a happens-before edge (a mutex, a join, or
+// a slot's generation).
 class Counter {
   public:
     void add(std::uint64_t n = 1) noexcept {
@@ -37,6 +44,7 @@ class Counter {
     void sub(std::uint64_t n) noexcept {
         value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
     }
+    void reset() noexcept { value_.store(0, std::memory_order_relaxed); }
     [[nodiscard]] std::uint64_t get() const noexcept {
         return value_.load(std::memory_order_relaxed);
     }
@@ -46,6 +54,7 @@ class Counter {
 };
 
 inline constexpr std::uint32_t kStopIndex = 0xffffffffu;
+inline constexpr std::uint32_t kRetireIndex = 0xfffffffeu;
 
 inline std::uint64_t make_token(std::uint32_t index, std::uint32_t generation) noexcept {
     return (std::uint64_t{generation} << 32) | index;
@@ -68,42 +77,85 @@ struct alignas(64) Slot {
     // timer: the tick the next read's first expiration was due at (ns on the timer's clock).
     std::atomic<std::int64_t> stamp{0};
     std::atomic<std::uint64_t> value{0};  // per-event: the value written
-    std::atomic<std::uint64_t> ticks{0};  // timer: expirations read so far
-    std::mutex mutex;                     // persistent and timer slots: consumer vs retire
+    // What consumers read through this slot (timer: expirations), and timer overruns; written by
+    // whichever consumer holds the registration.
+    Counter value_read;
+    Counter overruns;
+    std::mutex mutex;  // persistent and timer slots: consumer vs retire
 
-    // Fixed when the table is built.
-    ProducerThread* owner = nullptr;
-    std::uint32_t spec = 0;
-    SlotMode mode = SlotMode::per_event;
+    // Set when the slot is given to a producer thread, published by a generation bump.
+    std::atomic<ProducerThread*> owner{nullptr};
+    std::atomic<SlotMode> mode{SlotMode::per_event};
 };
 
-// Per consumer thread, per producer spec; written by that consumer only.
-struct SpecCounters {
-    Counter value_read;
-    Counter events;
-    Counter expirations;
-    Counter overruns;
+// Slots in fixed chunks that never move, so consumers index them without a lock while the
+// supervisor adds chunks. Allocation and release are the supervisor's alone.
+class SlotTable {
+  public:
+    static constexpr std::uint32_t kChunkBits = 10;
+    static constexpr std::uint32_t kChunkSize = 1u << kChunkBits;
+    static constexpr std::uint32_t kMaxChunks = 16384;  // 16M slots
+
+    SlotTable();
+    Slot& operator[](std::uint32_t index) const noexcept {
+        return chunks_[index >> kChunkBits].load(
+            std::memory_order_acquire)[index & (kChunkSize - 1)];
+    }
+    // `count` slots, reused ones first; throws std::length_error when the table is full.
+    std::vector<std::uint32_t> allocate(std::uint32_t count);
+    void release(const std::vector<std::uint32_t>& indices);
+    [[nodiscard]] std::uint64_t available() const noexcept;
+
+  private:
+    std::unique_ptr<std::atomic<Slot*>[]> chunks_;
+    std::vector<std::unique_ptr<Slot[]>> owned_;
+    std::vector<std::uint32_t> free_;
+    std::uint32_t used_ = 0;  // slots ever handed out from fresh chunks
 };
 
 struct Shared;
 
+// One [[producer]] table as it runs: its config, its threads and the epoch its schedule
+// counts from. Lives until its threads are joined and every fd they registered is closed.
+struct Spec {
+    ProducerConfig config;
+    std::int64_t epoch_realtime = 0;
+    std::int64_t epoch_monotonic = 0;
+    std::int64_t epoch_boottime = 0;
+    std::vector<std::unique_ptr<ProducerThread>> threads;
+
+    void set_epoch() noexcept;
+    [[nodiscard]] std::int64_t epoch(clockid_t clock) const noexcept {
+        return clock == CLOCK_REALTIME   ? epoch_realtime
+               : clock == CLOCK_BOOTTIME ? epoch_boottime
+                                         : epoch_monotonic;
+    }
+};
+
 class ProducerThread {
   public:
-    ProducerThread(Shared& shared, std::uint32_t spec, std::uint32_t index,
-                   std::uint32_t first_slot, std::uint32_t slot_count);
+    ProducerThread(Shared& shared, const Spec& spec, std::uint32_t index,
+                   std::vector<std::uint32_t> slots);
     void start();
-    void request_stop() { thread_.request_stop(); }
+    // Stops firing; the thread then waits for its fds to come back until `deadline_ns` (steady).
+    void request_stop(std::int64_t deadline_ns) {
+        drain_deadline_ns_.store(deadline_ns, std::memory_order_relaxed);
+        thread_.request_stop();
+    }
     void join() {
         if (thread_.joinable()) thread_.join();
     }
     // Called by a consumer when it has closed per-event fds of this producer: once per epoll_wait
     // batch, with every slot of this producer the batch closed. Safe from any thread.
     void release_slots(const std::uint32_t* indices, std::size_t count);
-    // Closes whatever per-event fds are still registered (after the consumers are gone).
+    // After join(): waits until every per-event fd has been consumed or `deadline_ns` passes,
+    // and retires what is left of persistent and timer fds. True when nothing is outstanding.
+    bool settle(std::int64_t deadline_ns);
+    // After join() and with no consumer left: closes whatever per-event fds are still registered.
     std::uint64_t abandon_leftovers();
 
-    [[nodiscard]] const std::string& name() const noexcept { return name_; }
     [[nodiscard]] const ProducerConfig& config() const noexcept { return config_; }
+    [[nodiscard]] const std::vector<std::uint32_t>& slots() const noexcept { return slots_; }
 
     Counter fired;
     Counter value_written;
@@ -122,29 +174,30 @@ class ProducerThread {
     // Sleeps until `deadline` (steady ns) or a stop request; false when stopped.
     bool sleep_until(const std::stop_token& stop, std::int64_t deadline_ns);
     // When a paced thread fires first (steady ns): the threads of a spec are spread evenly over
-    // one period from the engine's start, so N threads at R/s make one even stream of N*R/s.
+    // one period from the spec's epoch, so N threads at R/s make one even stream of N*R/s.
     [[nodiscard]] std::int64_t first_fire() const noexcept;
     // Takes a free slot, waiting while max_in_flight fds are out; -1 when stopped.
     std::int64_t acquire_slot(const std::stop_token& stop);
     // Creates an fd with `make`, backing off while the process is out of fds; -1 when stopped.
     template <typename Make>
     int create_fd(const std::stop_token& stop, const char* what, Make make);
-    void wait_for_outstanding();
+    bool wait_for_outstanding(std::int64_t deadline_ns);
     void retire(Slot& slot);
 
     Shared& shared_;
+    const Spec& spec_;
     const ProducerConfig& config_;
     std::string name_;
-    std::uint32_t first_slot_;
-    std::uint32_t slot_count_;
+    std::vector<std::uint32_t> slots_;
     std::uint32_t index_;      // this thread's number within its spec
     bool out_of_fds_ = false;  // producer thread only
+    std::atomic<std::int64_t> drain_deadline_ns_{0};
 
     std::mutex pool_mutex_;
     std::condition_variable_any pool_cv_;
     std::vector<std::uint32_t> returned_;  // guarded by pool_mutex_
     bool waiting_ = false;                 // guarded by pool_mutex_
-    std::vector<std::uint32_t> free_;      // producer thread only
+    std::vector<std::uint32_t> free_;      // producer thread only (supervisor after join)
 
     std::jthread thread_;
 };
@@ -156,8 +209,10 @@ class alignas(64) ConsumerThread {
     void join() {
         if (thread_.joinable()) thread_.join();
     }
+    [[nodiscard]] std::uint32_t index() const noexcept { return index_; }
+    // True once the thread has left its loop (stop or retire) and will touch nothing more.
+    [[nodiscard]] bool exited() const noexcept { return exited_.load(std::memory_order_acquire); }
 
-    std::unique_ptr<SpecCounters[]> per_spec;
     // Heartbeat: steady ns of the start of the event in hand, 0 while waiting in epoll_wait.
     std::atomic<std::int64_t> busy_since{0};
     Counter wakeups;
@@ -170,11 +225,13 @@ class alignas(64) ConsumerThread {
   private:
     void run();
     void handle(std::uint64_t token);
+    void take_retire_token();
     void handle_per_event(Slot& slot, std::uint32_t index);
     void handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation);
     void handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation);
     void spend(const ProducerConfig& producer);
-    void log_event(const Slot& slot, int fd, std::uint64_t value, std::int64_t latency_ns);
+    void log_event(const ProducerConfig& producer, int fd, std::uint64_t value,
+                   std::int64_t latency_ns);
     // Hands the per-event slots closed in this batch back to their producers, one lock each.
     void flush_released();
 
@@ -183,6 +240,7 @@ class alignas(64) ConsumerThread {
     std::string name_;
     bool stopping_ = false;
     bool wedge_armed_ = false;  // EVFLY_TEST_WEDGE_CONSUMER_MS is set and no event handled yet
+    std::atomic<bool> exited_{false};
     // Per-event slots closed in the current batch, by owner; consumer thread only.
     std::vector<std::pair<ProducerThread*, std::uint32_t>> released_;
     std::vector<std::uint32_t> release_scratch_;
@@ -190,41 +248,35 @@ class alignas(64) ConsumerThread {
 };
 
 struct Shared {
-    explicit Shared(const Config& cfg) : config(cfg) {}
-    const Config& config;
     Epoll epoll;
-    Fd stop_fd;
-    std::unique_ptr<Slot[]> slots;
-    std::uint32_t slot_count = 0;
-    std::vector<std::unique_ptr<ProducerThread>> producers;
-    std::vector<std::unique_ptr<ConsumerThread>> consumers;
-    std::atomic<std::int64_t> drain_deadline_ns{0};  // steady ns; set before producers stop
-    // The engine's start on each timer clock, taken before any thread starts: every timer's first
-    // expiry is this plus its `initial`, so timers of equal period tick together, whichever
-    // thread armed them and however long that took.
-    std::int64_t epoch_realtime = 0;
-    std::int64_t epoch_monotonic = 0;
-    std::int64_t epoch_boottime = 0;
-    [[nodiscard]] std::int64_t epoch(clockid_t clock) const noexcept {
-        return clock == CLOCK_REALTIME   ? epoch_realtime
-               : clock == CLOCK_BOOTTIME ? epoch_boottime
-                                         : epoch_monotonic;
-    }
+    Fd stop_fd;    // level-triggered: once written, every consumer leaves
+    Fd retire_fd;  // semaphore, one-shot: each unit read ends one consumer (the pool shrinks)
+    SlotTable slots;
+    std::atomic<std::uint32_t> max_events{64};
     std::atomic<bool> abandon{false};  // drain timed out: consumers stop at once
     // Test-only: the consumer that takes the first event spends this long on it
     // (EVFLY_TEST_WEDGE_CONSUMER_MS), so the tests can see the watchdog held back.
     std::atomic<std::int64_t> test_wedge_ns{0};
 
-    // Start-up handshake: every thread counts itself in once it runs.
-    std::mutex started_mutex;
-    std::condition_variable started_cv;
-    std::uint32_t started = 0;  // guarded by started_mutex
+    // Thread lifecycle: each thread counts itself in once it runs, and consumers count
+    // themselves out when they leave.
+    std::mutex lifecycle_mutex;
+    std::condition_variable lifecycle_cv;
+    std::uint64_t started = 0;  // guarded by lifecycle_mutex
+    std::uint64_t exited = 0;   // guarded by lifecycle_mutex
     void count_started() {
         {
-            std::lock_guard lock(started_mutex);
+            std::lock_guard lock(lifecycle_mutex);
             ++started;
         }
-        started_cv.notify_all();
+        lifecycle_cv.notify_all();
+    }
+    void count_exited() {
+        {
+            std::lock_guard lock(lifecycle_mutex);
+            ++exited;
+        }
+        lifecycle_cv.notify_all();
     }
 };
 

@@ -49,30 +49,35 @@ class Pacer {
 
 }  // namespace
 
-ProducerThread::ProducerThread(Shared& shared, std::uint32_t spec, std::uint32_t index,
-                               std::uint32_t first_slot, std::uint32_t slot_count)
+ProducerThread::ProducerThread(Shared& shared, const Spec& spec, std::uint32_t index,
+                               std::vector<std::uint32_t> slots)
     : shared_(shared),
-      config_(shared.config.producers[spec]),
+      spec_(spec),
+      config_(spec.config),
       name_("producer-" + config_.name + "-" + std::to_string(index)),
-      first_slot_(first_slot),
-      slot_count_(slot_count),
+      slots_(std::move(slots)),
       index_(index) {
     const bool per_event =
         config_.kind == ProducerKind::eventfd && config_.fd_mode == FdMode::per_event;
     if (per_event) {
-        free_.reserve(slot_count);
-        returned_.reserve(slot_count);
-        // Lowest index on top, so a lightly loaded producer keeps reusing the same few slots.
-        for (std::uint32_t i = slot_count; i-- > 0;) free_.push_back(first_slot + i);
+        free_.reserve(slots_.size());
+        returned_.reserve(slots_.size());
+        // First slot on top, so a lightly loaded producer keeps reusing the same few slots.
+        free_.assign(slots_.rbegin(), slots_.rend());
     }
     const SlotMode mode = config_.kind == ProducerKind::timerfd ? SlotMode::timer
                           : per_event                           ? SlotMode::per_event
                                                                 : SlotMode::persistent;
-    for (std::uint32_t i = 0; i < slot_count; ++i) {
-        Slot& slot = shared_.slots[first_slot + i];
-        slot.owner = this;
-        slot.spec = spec;
-        slot.mode = mode;
+    for (const std::uint32_t s : slots_) {
+        Slot& slot = shared_.slots[s];
+        slot.owner.store(this, std::memory_order_relaxed);
+        slot.mode.store(mode, std::memory_order_release);
+        slot.value_read.reset();
+        slot.overruns.reset();
+        slot.stamp.store(0, std::memory_order_relaxed);
+        // Publishes the fields above to any consumer that sees a registration of this slot; a
+        // stale event for the slot's previous owner no longer matches.
+        slot.generation.fetch_add(1, std::memory_order_release);
     }
 }
 
@@ -104,7 +109,7 @@ std::int64_t ProducerThread::first_fire() const noexcept {
     const auto period =
         static_cast<std::int64_t>(kSecond / static_cast<std::int64_t>(config_.rate));
     // steady_clock is CLOCK_MONOTONIC on Linux, the clock of epoch_monotonic.
-    return shared_.epoch_monotonic +
+    return spec_.epoch_monotonic +
            period * static_cast<std::int64_t>(index_) / static_cast<std::int64_t>(config_.threads);
 }
 
@@ -228,25 +233,34 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
             free_.push_back(index);
         }
     }
-    wait_for_outstanding();
+    wait_for_outstanding(drain_deadline_ns_.load(std::memory_order_relaxed));
 }
 
-void ProducerThread::wait_for_outstanding() {
+bool ProducerThread::wait_for_outstanding(std::int64_t deadline_ns) {
     // Every fd this thread fired is consumed and closed by a consumer; wait for the last one so
     // that a joined producer means a drained producer.
-    const auto deadline = std::chrono::steady_clock::time_point(
-        std::chrono::nanoseconds(shared_.drain_deadline_ns.load(std::memory_order_acquire)));
+    const auto deadline =
+        std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns));
     std::unique_lock lock(pool_mutex_);
     waiting_ = true;
-    pool_cv_.wait_until(lock, deadline,
-                        [this] { return free_.size() + returned_.size() == slot_count_; });
+    const bool done = pool_cv_.wait_until(
+        lock, deadline, [this] { return free_.size() + returned_.size() == slots_.size(); });
     waiting_ = false;
+    return done;
+}
+
+bool ProducerThread::settle(std::int64_t deadline_ns) {
+    if (config_.kind == ProducerKind::eventfd && config_.fd_mode == FdMode::per_event)
+        return wait_for_outstanding(deadline_ns);
+    // The thread retires its fds as it ends; this covers a thread that ended on an error.
+    for (const std::uint32_t index : slots_) retire(shared_.slots[index]);
+    return true;
 }
 
 std::uint64_t ProducerThread::abandon_leftovers() {
     std::uint64_t closed = 0;
-    for (std::uint32_t i = 0; i < slot_count_; ++i) {
-        Slot& slot = shared_.slots[first_slot_ + i];
+    for (const std::uint32_t index : slots_) {
+        Slot& slot = shared_.slots[index];
         const int fd = slot.fd.exchange(-1, std::memory_order_acq_rel);
         if (fd < 0) continue;
         (void)shared_.epoll.remove(fd);
@@ -257,13 +271,15 @@ std::uint64_t ProducerThread::abandon_leftovers() {
 }
 
 void ProducerThread::run_persistent(const std::stop_token& stop) {
-    Slot& slot = shared_.slots[first_slot_];
-    const std::uint32_t index = first_slot_;
+    const std::uint32_t index = slots_.front();
+    Slot& slot = shared_.slots[index];
     const int fd =
         create_fd(stop, "eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); });
     if (fd >= 0) {
         slot.fd.store(fd, std::memory_order_relaxed);
-        if (const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, 0)); err != 0) {
+        const std::uint32_t generation = slot.generation.load(std::memory_order_relaxed);
+        if (const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, generation));
+            err != 0) {
             slot.fd.store(-1, std::memory_order_relaxed);
             ::close(fd);
             shared_.count_started();
@@ -307,8 +323,8 @@ void ProducerThread::run_persistent(const std::stop_token& stop) {
 
 void ProducerThread::run_timers(const std::stop_token& stop) {
     std::uint32_t armed = 0;
-    for (std::uint32_t i = 0; i < slot_count_ && !stop.stop_requested(); ++i) {
-        const std::uint32_t index = first_slot_ + i;
+    for (std::size_t i = 0; i < slots_.size() && !stop.stop_requested(); ++i) {
+        const std::uint32_t index = slots_[i];
         Slot& slot = shared_.slots[index];
         const clockid_t clock = config_.clock;
         const int fd = create_fd(stop, "timerfd_create", [clock] {
@@ -317,11 +333,12 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
         if (fd < 0) break;
         // Absolute expiry times from the engine's common epoch: the consumer knows exactly which
         // tick each read starts at, and a late arming shows as lateness instead of shifting.
-        const std::int64_t first_due = shared_.epoch(clock) + config_.initial.count();
+        const std::int64_t first_due = spec_.epoch(clock) + config_.initial.count();
         slot.fd.store(fd, std::memory_order_relaxed);
         slot.stamp.store(first_due, std::memory_order_relaxed);
-        slot.ticks.store(0, std::memory_order_relaxed);
-        if (const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, 0)); err != 0) {
+        const std::uint32_t generation = slot.generation.load(std::memory_order_relaxed);
+        if (const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, generation));
+            err != 0) {
             slot.fd.store(-1, std::memory_order_relaxed);
             ::close(fd);
             errors.add();
@@ -349,7 +366,7 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
         std::unique_lock lock(pool_mutex_);
         pool_cv_.wait(lock, stop, [] { return false; });
     }
-    for (std::uint32_t i = 0; i < slot_count_; ++i) retire(shared_.slots[first_slot_ + i]);
+    for (const std::uint32_t index : slots_) retire(shared_.slots[index]);
 }
 
 void ProducerThread::retire(Slot& slot) {
@@ -362,7 +379,7 @@ void ProducerThread::retire(Slot& slot) {
                           std::memory_order_release);
     std::uint64_t count = 0;
     if (::read(fd, &count, sizeof count) == static_cast<ssize_t>(sizeof count)) {
-        if (slot.mode == SlotMode::timer) {
+        if (slot.mode.load(std::memory_order_relaxed) == SlotMode::timer) {
             expirations_drained.add(count);
             if (count > 1) overruns_drained.add(count - 1);
         } else {

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <thread>
 
 #include "evfly/fd.h"
@@ -219,4 +222,215 @@ TEST(Engine, DestructorStopsARunningEngine) {
         std::this_thread::sleep_for(50ms);
     }
     EXPECT_EQ(evfly::count_open_fds(), fds);
+}
+
+namespace {
+
+// Kernel thread ids of this process's threads whose name starts with `prefix`, by name.
+std::map<std::string, std::string> threads_named(const std::string& prefix) {
+    std::map<std::string, std::string> out;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream comm(entry.path() / "comm");
+        std::string name;
+        std::getline(comm, name);
+        if (name.rfind(prefix, 0) == 0) out[name] = entry.path().filename().string();
+    }
+    return out;
+}
+
+const evfly::ProducerReport* find(const Report& r, const std::string& name) {
+    for (const auto& p : r.producers)
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
+Report report_of(const Engine& engine) {
+    Report r;
+    engine.report_into(r);
+    return r;
+}
+
+// What a stopped engine still holds until it is destroyed: the epoll instance, the stop eventfd
+// and the retire eventfd. Every producer fd is closed by then.
+constexpr int kEngineFds = 3;
+
+constexpr const char* kFlatOut = R"(
+[[producer]]
+name = "flat"
+kind = "eventfd"
+threads = 2
+rate = 0
+max_in_flight = 64
+)";
+
+}  // namespace
+
+TEST(EngineReload, PoolGrowsAndShrinksUnderFlatOutLoadLosingNothing) {
+    const int fds = evfly::count_open_fds();
+    const auto with = [](int consumers) {
+        return config_of("[daemon]\nconsumers = " + std::to_string(consumers) + "\n" + kFlatOut);
+    };
+    Engine engine(with(1));
+    engine.start();
+    EXPECT_EQ(threads_named("consumer-").size(), 1u);
+    const auto producers_before = threads_named("producer-");
+    for (const int n : {8, 2, 5, 1}) {
+        std::this_thread::sleep_for(100ms);
+        const std::uint64_t read_before = report_of(engine).totals().value_read;
+        EXPECT_TRUE(engine.reconfigure(with(n)));
+        const Report r = report_of(engine);
+        EXPECT_EQ(r.consumers, static_cast<std::uint32_t>(n));
+        // Every consumer that left has been joined: the kernel has exactly n consumer threads.
+        EXPECT_EQ(threads_named("consumer-").size(), static_cast<std::size_t>(n)) << n;
+        EXPECT_GE(r.totals().value_read, read_before);
+    }
+    // The producers were never touched: same threads, same kernel ids.
+    EXPECT_EQ(threads_named("producer-"), producers_before);
+    std::this_thread::sleep_for(100ms);
+    EXPECT_TRUE(engine.stop(std::chrono::steady_clock::now() + 10s));
+    const Report r = report_of(engine);
+    EXPECT_GT(r.totals().value_written, 1000u);
+    EXPECT_EQ(r.totals().lost, 0);
+    EXPECT_EQ(r.consumer_errors, 0u);
+    EXPECT_EQ(threads_named("consumer-").size(), 0u);
+    EXPECT_EQ(evfly::count_open_fds(), fds + kEngineFds);
+}
+
+TEST(EngineReload, ProducersAddedRemovedAndRetunedKeepTheirCounts) {
+    const int fds = evfly::count_open_fds();
+    const std::string steady = R"(
+[[producer]]
+name = "steady"
+kind = "eventfd"
+rate = 0
+fd_mode = "persistent"
+)";
+    const std::string gone = R"(
+[[producer]]
+name = "gone"
+kind = "eventfd"
+threads = 2
+rate = 0
+max_in_flight = 32
+)";
+    const auto tick = [](const char* interval) {
+        return std::string("[[producer]]\nname = \"tick\"\nkind = \"timerfd\"\ntimers = 3\n") +
+               "initial = \"1ms\"\ninterval = \"" + interval + "\"\n";
+    };
+    const std::string added = R"(
+[[producer]]
+name = "added"
+kind = "eventfd"
+rate = 0
+max_in_flight = 16
+)";
+    Engine engine(config_of("[daemon]\nconsumers = 3\n" + steady + gone + tick("1ms")));
+    engine.start();
+    std::this_thread::sleep_for(150ms);
+    const auto steady_thread = threads_named("producer-steady");
+    ASSERT_EQ(steady_thread.size(), 1u);
+
+    // "gone" goes, "tick" is retuned, "added" arrives, "steady" stays as it is.
+    EXPECT_TRUE(
+        engine.reconfigure(config_of("[daemon]\nconsumers = 3\n" + steady + tick("2ms") + added)));
+    EXPECT_EQ(threads_named("producer-steady"), steady_thread);
+    EXPECT_EQ(threads_named("producer-gone").size(), 0u);
+    EXPECT_EQ(threads_named("producer-added").size(), 1u);
+    Report r = report_of(engine);
+    ASSERT_NE(find(r, "gone"), nullptr);
+    EXPECT_EQ(find(r, "gone")->threads, 0u);
+    EXPECT_GT(find(r, "gone")->value_written, 0u);
+    // A removed producer was drained before the reload returned.
+    EXPECT_EQ(find(r, "gone")->value_written, find(r, "gone")->value_read);
+    const std::uint64_t gone_total = find(r, "gone")->value_written;
+    const std::uint64_t ticks_before = find(r, "tick")->expirations;
+    EXPECT_GT(ticks_before, 0u);
+
+    std::this_thread::sleep_for(150ms);
+    EXPECT_FALSE(engine.reconfigure(
+        config_of("[daemon]\nconsumers = 3\n" + steady + tick("2ms") + added)));  // no change
+    EXPECT_EQ(threads_named("producer-steady"), steady_thread);
+    ASSERT_TRUE(engine.stop(std::chrono::steady_clock::now() + 10s));
+    r = report_of(engine);
+    EXPECT_EQ(r.totals().lost, 0);
+    EXPECT_EQ(find(r, "gone")->value_written, gone_total);  // nothing after it was removed
+    EXPECT_GT(find(r, "tick")->expirations, ticks_before);  // carried on after the retune
+    EXPECT_EQ(find(r, "tick")->threads, 1u);
+    EXPECT_GT(find(r, "added")->value_written, 0u);
+    EXPECT_GT(find(r, "steady")->value_written, 0u);
+    EXPECT_EQ(r.producers.size(), 4u);
+    EXPECT_EQ(r.consumer_errors, 0u);
+    EXPECT_EQ(evfly::count_open_fds(), fds + kEngineFds);
+}
+
+TEST(EngineReload, SlotsAreReusedAcrossManyReloadsWithNothingLost) {
+    // Every other reload removes a producer and adds one of another kind and fd mode, so slots
+    // freed by one kind are handed to another while stale events may still be in flight.
+    const int fds = evfly::count_open_fds();
+    const std::string a = R"(
+[[producer]]
+name = "a"
+kind = "eventfd"
+rate = 0
+max_in_flight = 8
+)";
+    const std::string b = R"(
+[[producer]]
+name = "b"
+kind = "eventfd"
+rate = 0
+fd_mode = "persistent"
+threads = 4
+[[producer]]
+name = "t"
+kind = "timerfd"
+timers = 4
+initial = "1ms"
+interval = "1ms"
+)";
+    Engine engine(config_of("[daemon]\nconsumers = 3\nmax_events = 4\n" + a));
+    engine.start();
+    for (int i = 0; i < 40; ++i) {
+        std::this_thread::sleep_for(5ms);
+        engine.reconfigure(
+            config_of("[daemon]\nconsumers = 3\nmax_events = 4\n" + (i % 2 ? a : b)));
+    }
+    ASSERT_TRUE(engine.stop(std::chrono::steady_clock::now() + 10s));
+    const Report r = report_of(engine);
+    EXPECT_EQ(r.totals().lost, 0);
+    EXPECT_EQ(r.consumer_errors, 0u);
+    EXPECT_EQ(r.producers.size(), 3u);
+    for (const auto& p : r.producers) EXPECT_EQ(p.value_written, p.value_read) << p.name;
+    EXPECT_EQ(evfly::count_open_fds(), fds + kEngineFds);
+}
+
+TEST(EngineReload, MaxEventsChangesWithoutRestartingConsumers) {
+    Engine engine(config_of(std::string("[daemon]\nconsumers = 2\nmax_events = 64\n") + kFlatOut));
+    engine.start();
+    const auto consumers = threads_named("consumer-");
+    std::this_thread::sleep_for(50ms);
+    EXPECT_TRUE(engine.reconfigure(
+        config_of(std::string("[daemon]\nconsumers = 2\nmax_events = 1\n") + kFlatOut)));
+    std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(threads_named("consumer-"), consumers);
+    ASSERT_TRUE(engine.stop(std::chrono::steady_clock::now() + 10s));
+    EXPECT_EQ(report_of(engine).totals().lost, 0);
+}
+
+TEST(EngineReload, TooManySlotsIsRefusedBeforeAnythingChanges) {
+    Engine engine(config_of(std::string("[daemon]\nconsumers = 2\n") + kFlatOut));
+    engine.start();
+    const auto before = threads_named("");
+    EXPECT_THROW(engine.reconfigure(config_of(R"(
+[daemon]
+consumers = 7
+[[producer]]
+name = "huge"
+kind = "eventfd"
+threads = 1024
+max_in_flight = 1000000
+)")),
+                 std::length_error);
+    EXPECT_EQ(threads_named(""), before);
+    ASSERT_TRUE(engine.stop(std::chrono::steady_clock::now() + 10s));
 }

@@ -35,24 +35,29 @@ struct ProducerConfig {
     Nanos initial = std::chrono::seconds(1);
     Nanos interval = std::chrono::seconds(3);
     clockid_t clock = CLOCK_MONOTONIC;
+
+    bool operator==(const ProducerConfig&) const = default;
 };
 
 struct Config {
     std::string source;  // where it came from: a path or "<embedded default>"
-    struct {
+    struct Daemon {
         std::uint32_t consumers = 4;
         std::uint32_t max_events = 64;
         Nanos stats_interval = std::chrono::seconds(10);
         Nanos shutdown_timeout = std::chrono::seconds(5);
+        bool operator==(const Daemon&) const = default;
     } daemon;
-    struct {
+    struct Log {
         std::string level = "info";
         LogFormat format = LogFormat::json;
         LogSink sink = LogSink::automatic;
         std::string file;
+        bool operator==(const Log&) const = default;
     } log;
-    struct {
+    struct Metrics {
         std::string textfile;  // node_exporter textfile collector file; empty: none
+        bool operator==(const Metrics&) const = default;
     } metrics;
     std::vector<ProducerConfig> producers;
 };

@@ -9,8 +9,13 @@
 // no fd leaked, every thread joined by stop() or the destructor. What it does not: real-time
 // guarantees; latency is measured, not bounded.
 //
-// Threading: construct, start(), stop() and destroy on one thread (the supervisor).
-// report_into() and stuck_consumers() are safe from any thread at any time.
+// Live changes: reconfigure() applies a new config to the running engine. Producers whose table is
+// unchanged keep running untouched; a removed or changed producer stops firing, its fds are
+// drained, and its counts stay in the reports under its name; the consumer pool grows or shrinks
+// in place. Nothing is lost on the way.
+//
+// Threading: every member function runs on one thread (the supervisor), while the engine's own
+// threads run.
 #pragma once
 
 #include <chrono>
@@ -39,6 +44,17 @@ class Engine {
     // stops and joins the consumers and closes every fd. Returns true when nothing was left
     // unread. Idempotent.
     bool stop(std::chrono::steady_clock::time_point deadline);
+
+    // Applies `next` (daemon.consumers, daemon.max_events, daemon.shutdown_timeout and the
+    // producers) and logs each change. Returns true when anything changed. A removed producer is
+    // drained for at most next.daemon.shutdown_timeout; fds still out then are drained later.
+    // Throws std::length_error when the new producers need more slots than the engine can
+    // hold, before changing anything, and std::system_error when a thread cannot be started.
+    bool reconfigure(const Config& next);
+
+    // Joins consumers that have left the pool and releases producers that have finished
+    // draining. Cheap; the supervisor calls it on its stats tick.
+    void collect();
 
     void report_into(Report& out) const;
 
