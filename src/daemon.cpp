@@ -30,18 +30,23 @@ Fd make_signalfd() {
     return fd;
 }
 
-// A monotonic timerfd firing after `first`, then every `period` (0: once).
-Fd make_timer(Nanos first, Nanos period) {
+timespec to_timespec(Nanos d) {
+    return timespec{static_cast<time_t>(d.count() / 1'000'000'000),
+                    static_cast<long>(d.count() % 1'000'000'000)};
+}
+
+// Arms a monotonic timerfd to fire after `first`, then every `period` (0: once); a zero
+// `first` disarms it.
+void set_timer(const Fd& fd, Nanos first, Nanos period) {
+    itimerspec spec{};
+    spec.it_value = to_timespec(first);
+    spec.it_interval = to_timespec(period);
+    if (::timerfd_settime(fd.get(), 0, &spec, nullptr) != 0) throw_errno("timerfd_settime");
+}
+
+Fd make_timer() {
     Fd fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
     if (!fd) throw_errno("timerfd_create");
-    const auto to_ts = [](Nanos d) {
-        return timespec{static_cast<time_t>(d.count() / 1'000'000'000),
-                        static_cast<long>(d.count() % 1'000'000'000)};
-    };
-    itimerspec spec{};
-    spec.it_value = to_ts(first.count() > 0 ? first : Nanos(1));
-    spec.it_interval = to_ts(period);
-    if (::timerfd_settime(fd.get(), 0, &spec, nullptr) != 0) throw_errno("timerfd_settime");
     return fd;
 }
 
@@ -65,9 +70,16 @@ void reopen_log() {
 class MetricsFile {
   public:
     explicit MetricsFile(std::string path) : path_(std::move(path)) {}
-    void write(const Report& report) {
+    // A reload moved or turned off the file: the old one goes, so that node_exporter does not
+    // serve numbers that no longer change.
+    void set_path(std::string path) {
+        if (path == path_) return;
+        if (!path_.empty()) (void)std::remove(path_.c_str());
+        path_ = std::move(path);
+        failing_ = false;
+    }
+    void write(const Report& report, MetricsExtras extras) {
         if (path_.empty()) return;
-        MetricsExtras extras;
         extras.log_dropped = log::dropped();
         try {
             write_textfile(path_, prometheus_text(report, extras));
@@ -102,14 +114,15 @@ class StatsReporter {
         const double dt = std::chrono::duration<double>(now - last_time_).count();
         const Totals total = current->totals();
         const Totals before = last_->totals();
-        std::uint64_t eventfd_values = 0;
-        std::uint64_t eventfd_values_before = 0;
-        for (std::size_t i = 0; i < current->producers.size(); ++i) {
-            if (current->producers[i].kind != ProducerKind::eventfd) continue;
-            eventfd_values += current->producers[i].value_read;
-            if (i < last_->producers.size())
-                eventfd_values_before += last_->producers[i].value_read;
-        }
+        // Totals, not per producer: a reload may add or remove producers between two lines.
+        const auto eventfd_values_of = [](const Report& r) {
+            std::uint64_t sum = 0;
+            for (const auto& p : r.producers)
+                if (p.kind == ProducerKind::eventfd) sum += p.value_read;
+            return sum;
+        };
+        const std::uint64_t eventfd_values = eventfd_values_of(*current);
+        const std::uint64_t eventfd_values_before = eventfd_values_of(*last_);
         const auto rate = [dt](std::uint64_t now_count, std::uint64_t then_count) {
             return dt > 0 ? static_cast<double>(now_count - then_count) / dt : 0.0;
         };
@@ -161,136 +174,267 @@ class StatsReporter {
     Clock::time_point last_time_;
 };
 
-}  // namespace
+log::Settings log_settings(const Config& config) {
+    return {config.log.level, config.log.format, config.log.sink, config.log.file};
+}
 
-RunResult run_daemon(const Config& config, const RunOptions& options) {
-    const auto start = Clock::now();
-    Epoll loop;
-    Fd signals = make_signalfd();
-    (void)loop.add(signals.get(), EPOLLIN, kSignals);
-    Fd stats_timer;
-    if (config.daemon.stats_interval.count() > 0) {
-        stats_timer = make_timer(config.daemon.stats_interval, config.daemon.stats_interval);
-        (void)loop.add(stats_timer.get(), EPOLLIN, kStats);
-    }
-    Fd run_timer;
-    if (options.run_for) {
-        run_timer = make_timer(*options.run_for, Nanos(0));
-        (void)loop.add(run_timer.get(), EPOLLIN, kRunFor);
-    }
-    Fd watchdog_timer;
-    std::uint64_t watchdog_usec = 0;
-    Nanos watchdog_limit(0);
-    bool withholding = false;
-    if (::sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
-        // Ping at half the interval, as sd_watchdog_enabled(3) recommends.
-        const Nanos half(static_cast<std::int64_t>(watchdog_usec) * 500);
-        watchdog_limit = 2 * half;
-        watchdog_timer = make_timer(half, half);
-        (void)loop.add(watchdog_timer.get(), EPOLLIN, kWatchdog);
+std::uint32_t producer_threads(const Config& config) {
+    std::uint32_t n = 0;
+    for (const auto& p : config.producers) n += p.threads;
+    return n;
+}
+
+// The supervisor thread's state: its own epoll over the signalfd and its timers, the engine,
+// and the config in force.
+class Supervisor {
+  public:
+    Supervisor(const Config& config, const RunOptions& options)
+        : options_(options),
+          config_(config),
+          start_(Clock::now()),
+          signals_(make_signalfd()),
+          stats_timer_(make_timer()),
+          engine_(config),
+          stats_(engine_, start_),
+          metrics_(config.metrics.textfile) {
+        (void)loop_.add(signals_.get(), EPOLLIN, kSignals);
+        (void)loop_.add(stats_timer_.get(), EPOLLIN, kStats);
+        set_timer(stats_timer_, config.daemon.stats_interval, config.daemon.stats_interval);
+        if (options.run_for) {
+            run_timer_ = make_timer();
+            set_timer(run_timer_, std::max(*options.run_for, Nanos(1)), Nanos(0));
+            (void)loop_.add(run_timer_.get(), EPOLLIN, kRunFor);
+        }
+        std::uint64_t watchdog_usec = 0;
+        if (::sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+            // Ping at half the interval, as sd_watchdog_enabled(3) recommends.
+            const Nanos half(static_cast<std::int64_t>(watchdog_usec) * 500);
+            watchdog_limit_ = 2 * half;
+            watchdog_timer_ = make_timer();
+            set_timer(watchdog_timer_, half, half);
+            (void)loop_.add(watchdog_timer_.get(), EPOLLIN, kWatchdog);
+        }
     }
 
-    Engine engine(config);
-    engine.start();
-    std::uint32_t producer_threads = 0;
-    for (const auto& p : config.producers) producer_threads += p.threads;
-    log::emit(log::Level::info, "started",
-              {{"version", EVFLY_VERSION},
-               {"config", config.source},
-               {"consumers", config.daemon.consumers},
-               {"producer_threads", producer_threads},
-               {"pid", static_cast<std::int64_t>(::getpid())}});
-    ::sd_notifyf(0, "READY=1\nSTATUS=running: %u consumers, %u producer threads",
-                 config.daemon.consumers, producer_threads);
+    RunResult run() {
+        engine_.start();
+        log::emit(log::Level::info, "started",
+                  {{"version", EVFLY_VERSION},
+                   {"config", config_.source},
+                   {"consumers", config_.daemon.consumers},
+                   {"producer_threads", producer_threads(config_)},
+                   {"pid", static_cast<std::int64_t>(::getpid())}});
+        ::sd_notifyf(0, "READY=1\nSTATUS=running: %u consumers, %u producer threads",
+                     config_.daemon.consumers, producer_threads(config_));
+        std::string reason;
+        while (reason.empty()) reason = wait_once();
+        return finish(reason);
+    }
 
-    StatsReporter stats(engine, start);
-    MetricsFile metrics(config.metrics.textfile);
-    std::string reason;
-    std::array<epoll_event, 4> events{};
-    while (reason.empty()) {
-        const int n = loop.wait(events, -1);
+  private:
+    // Handles what one epoll_wait returns; a non-empty result is the reason to stop.
+    std::string wait_once() {
+        std::array<epoll_event, 4> events{};
+        const int n = loop_.wait(events, -1);
         if (n < 0) {
-            if (n == -EINTR) continue;
+            if (n == -EINTR) return {};
             throw std::system_error(-n, std::generic_category(), "epoll_wait (supervisor)");
         }
-        for (int i = 0; i < n && reason.empty(); ++i) {
+        for (int i = 0; i < n; ++i) {
             switch (events[static_cast<std::size_t>(i)].data.u64) {
-                case kSignals: {
-                    signalfd_siginfo info{};
-                    while (::read(signals.get(), &info, sizeof info) ==
-                           static_cast<ssize_t>(sizeof info)) {
-                        const auto sig = static_cast<int>(info.ssi_signo);
-                        if (sig == SIGUSR1) {
-                            reopen_log();
-                        } else if (sig == SIGHUP) {
-                            log::emit(log::Level::warn,
-                                      "SIGHUP received; this version does not reload its config, "
-                                      "restart to apply changes");
-                        } else {
-                            reason = ::sigabbrev_np(sig) ? std::string("SIG") + ::sigabbrev_np(sig)
-                                                         : "signal";
-                            break;
-                        }
-                    }
+                case kSignals:
+                    if (std::string reason = on_signals(); !reason.empty()) return reason;
                     break;
-                }
-                case kStats: {
-                    drain_timer(stats_timer);
-                    const std::string status = stats.report();
-                    ::sd_notifyf(0, "STATUS=%s", status.c_str());
-                    metrics.write(stats.last());
+                case kStats:
+                    drain_timer(stats_timer_);
+                    on_stats();
                     break;
-                }
                 case kRunFor:
-                    reason = "run-for elapsed";
+                    return "run-for elapsed";
+                case kWatchdog:
+                    drain_timer(watchdog_timer_);
+                    on_watchdog();
                     break;
-                case kWatchdog: {
-                    drain_timer(watchdog_timer);
-                    // Ping only while the pool makes progress: a consumer stuck on one event for
-                    // a whole watchdog interval withholds it, and systemd restarts the service.
-                    const auto stuck = engine.stuck_consumers(watchdog_limit);
-                    if (stuck.empty()) {
-                        if (withholding) {
-                            withholding = false;
-                            log::emit(log::Level::warn,
-                                      "consumers make progress again; watchdog pings resumed");
-                        }
-                        ::sd_notify(0, "WATCHDOG=1");
-                    } else if (!withholding) {
-                        withholding = true;
-                        log::emit(
-                            log::Level::err,
-                            "consumer stuck on one event; withholding the watchdog ping",
-                            {{"consumer", stuck.front()},
-                             {"stuck_consumers", stuck.size()},
-                             {"limit_s", std::chrono::duration<double>(watchdog_limit).count()}});
-                    }
-                    break;
-                }
                 default:
                     break;
             }
         }
+        return {};
     }
 
-    ::sd_notify(0, "STOPPING=1");
-    log::emit(log::Level::info, "stopping", {{"reason", reason}});
-    RunResult result;
-    result.drained = engine.stop(Clock::now() + config.daemon.shutdown_timeout);
-    engine.report_into(result.report);
-    metrics.write(result.report);
-    result.elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
-    const Totals totals = result.report.totals();
-    log::emit(log::Level::info, "stopped",
-              {{"reason", reason},
-               {"elapsed_s", result.elapsed_s},
-               {"fired", totals.fired},
-               {"value_written", totals.value_written},
-               {"value_read", totals.value_read},
-               {"lost", totals.lost},
-               {"events_dispatched", result.report.events_dispatched},
-               {"epoll_wakeups", result.report.epoll_wakeups}});
-    return result;
+    std::string on_signals() {
+        signalfd_siginfo info{};
+        while (::read(signals_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+            const auto sig = static_cast<int>(info.ssi_signo);
+            if (sig == SIGUSR1) {
+                reopen_log();
+            } else if (sig == SIGHUP) {
+                reload();
+            } else {
+                return ::sigabbrev_np(sig) ? std::string("SIG") + ::sigabbrev_np(sig) : "signal";
+            }
+        }
+        return {};
+    }
+
+    void on_stats() {
+        engine_.collect();
+        const std::string status = stats_.report();
+        ::sd_notifyf(0, "STATUS=%s", status.c_str());
+        metrics_.write(stats_.last(), extras());
+    }
+
+    void on_watchdog() {
+        // Ping only while the pool makes progress: a consumer stuck on one event for a whole
+        // watchdog interval withholds it, and systemd restarts the service.
+        const auto stuck = engine_.stuck_consumers(watchdog_limit_);
+        if (stuck.empty()) {
+            if (withholding_) {
+                withholding_ = false;
+                log::emit(log::Level::warn,
+                          "consumers make progress again; watchdog pings resumed");
+            }
+            ::sd_notify(0, "WATCHDOG=1");
+        } else if (!withholding_) {
+            withholding_ = true;
+            log::emit(log::Level::err, "consumer stuck on one event; withholding the watchdog ping",
+                      {{"consumer", stuck.front()},
+                       {"stuck_consumers", stuck.size()},
+                       {"limit_s", std::chrono::duration<double>(watchdog_limit_).count()}});
+        }
+    }
+
+    // SIGHUP: read the config again and apply what changed, or keep the running one untouched.
+    void reload() {
+        timespec now{};
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        ::sd_notifyf(0, "RELOADING=1\nSTATUS=reloading the config\nMONOTONIC_USEC=%llu",
+                     static_cast<unsigned long long>(now.tv_sec) * 1'000'000ULL +
+                         static_cast<unsigned long long>(now.tv_nsec / 1000));
+        log::emit(log::Level::info, "reloading the config");
+        bool ok = false;
+        try {
+            if (!options_.reload) throw std::runtime_error("no config source to read again");
+            apply(options_.reload());
+            ok = true;
+        } catch (const ConfigError& e) {
+            for (const auto& issue : e.issues()) {
+                log::emit(log::Level::err, "config error",
+                          {{"file", issue.file},
+                           {"line", issue.line},
+                           {"key", issue.key},
+                           {"error", issue.message}});
+            }
+            log::emit(log::Level::err, "reload failed; the running config is kept",
+                      {{"errors", e.issues().size()}});
+        } catch (const std::exception& e) {
+            log::emit(log::Level::err, "reload failed", {{"error", e.what()}});
+        }
+        ++(ok ? reloads_ok_ : reloads_failed_);
+        ::sd_notifyf(0, "READY=1\nSTATUS=running: %u consumers, %u producer threads%s",
+                     config_.daemon.consumers, producer_threads(config_),
+                     ok ? "" : " (last reload failed)");
+    }
+
+    // Applies a valid config. The log settings go first, as they can still fail (a log file
+    // that cannot be opened) with nothing changed.
+    void apply(const Config& next) {
+        std::string changes;
+        const auto note = [&changes](const char* what) {
+            changes += changes.empty() ? "" : ",";
+            changes += what;
+        };
+        if (next.log != config_.log) {
+            log::reconfigure(log_settings(next));
+            config_.log = next.log;
+            note("log");
+        }
+        if (next.daemon.consumers != config_.daemon.consumers) note("daemon.consumers");
+        if (next.daemon.max_events != config_.daemon.max_events) note("daemon.max_events");
+        if (next.daemon.shutdown_timeout != config_.daemon.shutdown_timeout)
+            note("daemon.shutdown_timeout");
+        if (next.producers != config_.producers) note("producers");
+        engine_.reconfigure(next);
+        config_.daemon.consumers = next.daemon.consumers;
+        config_.daemon.max_events = next.daemon.max_events;
+        config_.daemon.shutdown_timeout = next.daemon.shutdown_timeout;
+        config_.producers = next.producers;
+        if (next.daemon.stats_interval != config_.daemon.stats_interval) {
+            set_timer(stats_timer_, next.daemon.stats_interval, next.daemon.stats_interval);
+            config_.daemon.stats_interval = next.daemon.stats_interval;
+            note("daemon.stats_interval");
+        }
+        if (next.metrics != config_.metrics) {
+            metrics_.set_path(next.metrics.textfile);
+            config_.metrics = next.metrics;
+            note("metrics");
+        }
+        config_.source = next.source;
+        if (changes.empty()) {
+            log::emit(log::Level::info, "config unchanged; nothing to do");
+        } else {
+            log::emit(log::Level::info, "config reloaded",
+                      {{"config", config_.source},
+                       {"changed", changes},
+                       {"consumers", config_.daemon.consumers},
+                       {"producer_threads", producer_threads(config_)}});
+        }
+    }
+
+    MetricsExtras extras() const {
+        MetricsExtras e;
+        e.reloads_ok = reloads_ok_;
+        e.reloads_failed = reloads_failed_;
+        return e;
+    }
+
+    RunResult finish(const std::string& reason) {
+        ::sd_notify(0, "STOPPING=1");
+        log::emit(log::Level::info, "stopping", {{"reason", reason}});
+        RunResult result;
+        result.drained = engine_.stop(Clock::now() + config_.daemon.shutdown_timeout);
+        engine_.report_into(result.report);
+        metrics_.write(result.report, extras());
+        result.elapsed_s = std::chrono::duration<double>(Clock::now() - start_).count();
+        result.reloads_ok = reloads_ok_;
+        result.reloads_failed = reloads_failed_;
+        const Totals totals = result.report.totals();
+        log::emit(log::Level::info, "stopped",
+                  {{"reason", reason},
+                   {"elapsed_s", result.elapsed_s},
+                   {"fired", totals.fired},
+                   {"value_written", totals.value_written},
+                   {"value_read", totals.value_read},
+                   {"lost", totals.lost},
+                   {"events_dispatched", result.report.events_dispatched},
+                   {"epoll_wakeups", result.report.epoll_wakeups},
+                   {"reloads_ok", reloads_ok_},
+                   {"reloads_failed", reloads_failed_}});
+        return result;
+    }
+
+    const RunOptions& options_;
+    Config config_;
+    Clock::time_point start_;
+    Epoll loop_;
+    Fd signals_;
+    Fd stats_timer_;
+    Fd run_timer_;
+    Fd watchdog_timer_;
+    Nanos watchdog_limit_{0};
+    bool withholding_ = false;
+    Engine engine_;
+    StatsReporter stats_;
+    MetricsFile metrics_;
+    std::uint64_t reloads_ok_ = 0;
+    std::uint64_t reloads_failed_ = 0;
+};
+
+}  // namespace
+
+RunResult run_daemon(const Config& config, const RunOptions& options) {
+    Supervisor supervisor(config, options);
+    return supervisor.run();
 }
 
 }  // namespace evfly

@@ -6,6 +6,7 @@
 #include <spdlog/details/file_helper.h>
 #include <spdlog/details/os.h>
 #include <spdlog/sinks/base_sink.h>
+#include <spdlog/sinks/dist_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -64,7 +65,12 @@ class FileSink final : public spdlog::sinks::base_sink<std::mutex> {
     bool open_ = true;  // guarded by mutex_
 };
 
+// The logger writes to g_dist, whose one sub-sink is the configured sink: a reload swaps that
+// sub-sink under g_dist's mutex, which the logger thread holds while it writes a line. The
+// supervisor thread alone touches the three below.
+std::shared_ptr<spdlog::sinks::dist_sink_mt> g_dist;
 std::shared_ptr<FileSink> g_file_sink;  // set while the file sink is in use
+Settings g_settings;
 
 // Thread names by kernel thread id, so the logger thread can name the thread a line came from.
 std::mutex g_names_mutex;
@@ -377,19 +383,25 @@ void set_thread_name(const std::string& name) {
     g_names[spdlog::details::os::thread_id()] = name;
 }
 
-void setup(const Settings& settings) {
+namespace {
+
+LogSink resolve(LogSink kind) {
+    if (kind != LogSink::automatic) return kind;
+    return stderr_is_journal() ? LogSink::journald : LogSink::stderr_sink;
+}
+
+// The sink `settings` ask for, with its formatter; `file` is set when it is a file sink.
+spdlog::sink_ptr make_sink(const Settings& settings, std::shared_ptr<FileSink>& file) {
     spdlog::sink_ptr sink;
-    LogSink kind = settings.sink;
-    if (kind == LogSink::automatic)
-        kind = stderr_is_journal() ? LogSink::journald : LogSink::stderr_sink;
-    switch (kind) {
+    file.reset();
+    switch (resolve(settings.sink)) {
         case LogSink::journald:
             sink = std::make_shared<JournaldSink>();
             break;
         case LogSink::file:
             try {
-                g_file_sink = std::make_shared<FileSink>(settings.file);
-                sink = g_file_sink;
+                file = std::make_shared<FileSink>(settings.file);
+                sink = file;
             } catch (const spdlog::spdlog_ex& e) {
                 throw std::system_error(errno, std::generic_category(),
                                         "cannot open log file " + settings.file + ": " + e.what());
@@ -400,10 +412,20 @@ void setup(const Settings& settings) {
             break;
     }
     sink->set_formatter(make_formatter(settings.format));
+    return sink;
+}
+
+}  // namespace
+
+void setup(const Settings& settings) {
+    std::shared_ptr<FileSink> file;
+    spdlog::sink_ptr sink = make_sink(settings, file);
+    g_dist = std::make_shared<spdlog::sinks::dist_sink_mt>(std::vector{std::move(sink)});
+    g_file_sink = std::move(file);
+    g_settings = settings;
     spdlog::init_thread_pool(kQueueSize, 1, [] { set_thread_name("log"); });
-    auto logger =
-        std::make_shared<spdlog::async_logger>("evflyd", std::move(sink), spdlog::thread_pool(),
-                                               spdlog::async_overflow_policy::overrun_oldest);
+    auto logger = std::make_shared<spdlog::async_logger>(
+        "evflyd", g_dist, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
     logger->set_level(parse_level(settings.level));
     logger->flush_on(Level::trace);
     // A failing sink (full disk, deleted journal socket) must not stop the daemon: count it and
@@ -418,6 +440,30 @@ void setup(const Settings& settings) {
     g_logger = std::move(logger);
 }
 
+bool reconfigure(const Settings& settings) {
+    if (!g_logger) return false;
+    bool changed = false;
+    const bool same_sink =
+        resolve(settings.sink) == resolve(g_settings.sink) &&
+        (resolve(settings.sink) != LogSink::file || settings.file == g_settings.file);
+    if (!same_sink) {
+        std::shared_ptr<FileSink> file;
+        spdlog::sink_ptr sink = make_sink(settings, file);  // throws before anything changes
+        g_dist->set_sinks({std::move(sink)});
+        g_file_sink = std::move(file);
+        changed = true;
+    } else if (settings.format != g_settings.format) {
+        g_dist->set_formatter(make_formatter(settings.format));
+        changed = true;
+    }
+    if (settings.level != g_settings.level) {
+        g_logger->set_level(parse_level(settings.level));
+        changed = true;
+    }
+    g_settings = settings;
+    return changed;
+}
+
 void shutdown() {
     if (g_logger) g_logger->flush();
     // Join the logger thread first (dropping the thread pool does), so that the last reference
@@ -425,6 +471,7 @@ void shutdown() {
     spdlog::shutdown();
     g_logger.reset();
     g_file_sink.reset();
+    g_dist.reset();
 }
 
 bool reopen() {

@@ -42,6 +42,14 @@ evfly::Config load(const Options& options) {
     return evfly::parse_config(evfly::embedded_default_config(), evfly::kEmbeddedName);
 }
 
+// The command line's --log-level and --log-format win over the file, at start and on reload.
+void apply_overrides(const Options& options, evfly::Config& config) {
+    if (!options.log_level.empty()) config.log.level = options.log_level;
+    if (!options.log_format.empty())
+        config.log.format =
+            options.log_format == "text" ? evfly::LogFormat::text : evfly::LogFormat::json;
+}
+
 bool write_summary(const std::string& path, const std::string& json) {
     if (path == "-") {
         std::cout << json << std::flush;
@@ -103,10 +111,7 @@ int run(int argc, char** argv) {
                      e.issues().size() == 1 ? "" : "s");
         return kExitConfig;
     }
-    if (!options.log_level.empty()) config.log.level = options.log_level;
-    if (!options.log_format.empty())
-        config.log.format =
-            options.log_format == "text" ? evfly::LogFormat::text : evfly::LogFormat::json;
+    apply_overrides(options, config);
 
     if (options.check_config) {
         std::printf("%s: OK\n", config.source.c_str());
@@ -136,6 +141,11 @@ int run(int argc, char** argv) {
     resources.fds_at_start = evfly::count_open_fds();
     evfly::RunOptions run_options;
     if (!options.run_for.empty()) run_options.run_for = evfly::parse_duration(options.run_for);
+    run_options.reload = [&options] {
+        evfly::Config next = load(options);
+        apply_overrides(options, next);
+        return next;
+    };
 
     int status = kExitOk;
     std::optional<evfly::RunResult> result;

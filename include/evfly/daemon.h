@@ -1,10 +1,12 @@
 // The supervisor: runs an Engine under signal control and reports to systemd.
 //
 // run_daemon() runs on the main thread, after block_all_signals(). It waits in its own small
-// epoll on a signalfd (SIGTERM/SIGINT stop, SIGHUP is acknowledged) and on timerfds for the stats
-// line, --run-for and the systemd watchdog; with none of those due it does not wake at all.
+// epoll on a signalfd (SIGTERM/SIGINT/SIGQUIT stop, SIGHUP reloads the config, SIGUSR1 reopens
+// the log file) and on timerfds for the stats line, --run-for and the systemd watchdog; with none
+// of those due it does not wake at all.
 #pragma once
 
+#include <functional>
 #include <optional>
 
 #include "evfly/config.h"
@@ -15,12 +17,16 @@ namespace evfly {
 
 struct RunOptions {
     std::optional<Nanos> run_for;  // stop as on SIGTERM after this long
+    // Reads the config again for a reload (SIGHUP); throws ConfigError when it is invalid.
+    std::function<Config()> reload;
 };
 
 struct RunResult {
     Report report;
     double elapsed_s = 0;
     bool drained = false;  // every value written was read before shutdown_timeout
+    std::uint64_t reloads_ok = 0;
+    std::uint64_t reloads_failed = 0;
 };
 
 // Throws std::system_error when a resource it needs at start-up cannot be had.

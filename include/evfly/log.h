@@ -62,11 +62,17 @@ struct Settings {
     LogFormat format = LogFormat::json;
     LogSink sink = LogSink::automatic;
     std::string file;
+    bool operator==(const Settings&) const = default;
 };
 
 // Creates the async logger and its sink. Throws std::system_error when the file sink cannot be
 // opened. Until setup() runs, emit() writes nothing.
 void setup(const Settings& settings);
+// Applies new settings to the running logger (supervisor thread): a new sink, format or level.
+// Lines still queued when the sink changes are written to the new one. Throws
+// std::system_error, with nothing changed, when a new log file cannot be opened. Returns true
+// when anything changed.
+bool reconfigure(const Settings& settings);
 // Flushes and stops the logger thread; the last logging call of the process.
 void shutdown();
 

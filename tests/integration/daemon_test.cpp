@@ -1,8 +1,6 @@
 // End-to-end runs of the real evflyd binary, read back through its summary and its logs.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -11,35 +9,20 @@
 #include <thread>
 
 #include "process.h"
+#include "support.h"
 
 using namespace std::chrono_literals;
+using evfly::test::expect_clean;
+using evfly::test::NotifySocket;
 using evfly::test::Process;
+using evfly::test::producer;
 using evfly::test::run_evflyd;
 using evfly::test::SpawnOptions;
+using evfly::test::summary_of;
 using evfly::test::TempDir;
 using nlohmann::json;
 
 namespace {
-
-json summary_of(const std::string& path) { return json::parse(evfly::test::read_file(path)); }
-
-json producer(const json& summary, const std::string& name) {
-    for (const auto& p : summary["producers"]) {
-        if (p["name"] == name) return p;
-    }
-    ADD_FAILURE() << "no producer " << name;
-    return {};
-}
-
-void expect_clean(const json& s) {
-    EXPECT_EQ(s["totals"]["lost"], 0);
-    EXPECT_EQ(s["totals"]["value_written"], s["totals"]["value_read"]);
-    EXPECT_EQ(s["totals"]["consumer_errors"], 0);
-    EXPECT_EQ(s["drained"], true);
-    // No fd leaked. At most as many at exit as at start: under ThreadSanitizer the start-up count
-    // can include an fd the sanitizer runtime holds for a moment (seen with a busy debug logger).
-    EXPECT_LE(s["resources"]["fds_at_exit"].get<int>(), s["resources"]["fds_at_start"].get<int>());
-}
 
 const char* kFlatOutPersistent = R"(
 [daemon]
@@ -68,48 +51,6 @@ threads = 2
 rate = 0
 fd_mode = "per-event"
 )";
-
-// A fake systemd notify socket: what evflyd sends with sd_notify, as it arrives.
-class NotifySocket {
-  public:
-    explicit NotifySocket(const std::string& path) : path_(path) {
-        sock_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-        if (sock_ < 0 || ::bind(sock_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-            throw std::runtime_error("cannot bind " + path);
-        timeval tv{0, 100'000};
-        ::setsockopt(sock_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    }
-    ~NotifySocket() { ::close(sock_); }
-    NotifySocket(const NotifySocket&) = delete;
-    NotifySocket& operator=(const NotifySocket&) = delete;
-    [[nodiscard]] std::string env() const { return "NOTIFY_SOCKET=" + path_; }
-
-    struct Message {
-        std::chrono::steady_clock::time_point at;
-        std::string text;
-    };
-    // Every message until one contains STOPPING=1, or `timeout`.
-    std::vector<Message> until_stopping(std::chrono::seconds timeout = 20s) const {
-        std::vector<Message> out;
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (std::chrono::steady_clock::now() < deadline) {
-            char buf[1024];
-            const ssize_t n = ::recv(sock_, buf, sizeof buf, 0);
-            if (n <= 0) continue;
-            out.push_back(
-                {std::chrono::steady_clock::now(), std::string(buf, static_cast<std::size_t>(n))});
-            if (out.back().text.find("STOPPING=1") != std::string::npos) break;
-        }
-        return out;
-    }
-
-  private:
-    std::string path_;
-    int sock_ = -1;
-};
 
 }  // namespace
 
@@ -235,20 +176,6 @@ interval = "1ms"
 }
 
 INSTANTIATE_TEST_SUITE_P(TermAndInt, SignalUnderLoad, ::testing::Values(SIGTERM, SIGINT));
-
-TEST(Daemon, SighupDoesNotStopIt) {
-    TempDir dir;
-    const auto config = dir.write("idle.toml", "[log]\nsink = \"stderr\"\n");
-    const std::string summary = dir.path() + "/summary.json";
-    Process p({"-c", config, "--summary", summary});
-    std::this_thread::sleep_for(300ms);
-    p.signal(SIGHUP);
-    std::this_thread::sleep_for(300ms);
-    EXPECT_FALSE(p.wait(1ms).has_value());
-    p.signal(SIGTERM);
-    EXPECT_EQ(p.wait(10s), 0);
-    EXPECT_NE(p.err().find("SIGHUP"), std::string::npos);
-}
 
 TEST(Daemon, IdleConsumersNeverWake) {
     TempDir dir;

@@ -1,0 +1,318 @@
+// Live reload (SIGHUP) of the real evflyd: what changes, what must not, and that nothing is lost.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "process.h"
+#include "support.h"
+
+using namespace std::chrono_literals;
+using evfly::test::expect_clean;
+using evfly::test::NotifySocket;
+using evfly::test::Process;
+using evfly::test::producer;
+using evfly::test::SpawnOptions;
+using evfly::test::summary_of;
+using evfly::test::TempDir;
+using evfly::test::thread_count;
+using nlohmann::json;
+
+namespace {
+
+// Replaces `path` the way a careful operator (or a config manager) does: write, then rename.
+void replace_file(const TempDir& dir, const std::string& path, const std::string& text) {
+    const std::string tmp = dir.write("next.toml.tmp", text);
+    std::filesystem::rename(tmp, path);
+}
+
+// The JSON log lines on the process's stderr so far.
+std::vector<json> log_lines(const Process& p) {
+    std::vector<json> out;
+    for (const auto& line : evfly::test::lines(p.err())) {
+        if (line.empty() || line.front() != '{') continue;
+        out.push_back(json::parse(line));
+    }
+    return out;
+}
+
+std::size_t count_msg(const Process& p, const std::string& msg) {
+    std::size_t n = 0;
+    for (const auto& line : log_lines(p)) n += line["msg"] == msg ? 1U : 0U;
+    return n;
+}
+
+// Waits until `msg` has been logged `count` times; false after `timeout`.
+bool wait_for_msg(const Process& p, const std::string& msg, std::size_t count,
+                  std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (count_msg(p, msg) >= count) return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return false;
+}
+
+// The first stats line logged after the `nth` line with message `after` (0-based).
+std::optional<json> stats_after(const Process& p, const std::string& after, std::size_t nth) {
+    std::size_t seen = 0;
+    bool armed = false;
+    for (const auto& line : log_lines(p)) {
+        if (line["msg"] == after && seen++ == nth) armed = true;
+        if (armed && line["msg"] == "stats") return line;
+    }
+    return std::nullopt;
+}
+
+// Kernel thread ids by thread name.
+std::map<std::string, std::string> threads_of(pid_t pid) {
+    std::map<std::string, std::string> out;
+    const std::string task = "/proc/" + std::to_string(pid) + "/task";
+    for (const auto& entry : std::filesystem::directory_iterator(task)) {
+        std::string name = evfly::test::read_file(entry.path().string() + "/comm");
+        while (!name.empty() && name.back() == '\n') name.pop_back();
+        out[name + "#" + entry.path().filename().string()] = entry.path().filename().string();
+    }
+    return out;
+}
+
+std::string config_with(int consumers, const std::string& producers,
+                        const std::string& extra = "") {
+    return "[daemon]\nconsumers = " + std::to_string(consumers) +
+           "\nstats_interval = \"100ms\"\n[log]\nsink = \"stderr\"\n" + extra + producers;
+}
+
+const char* kFlood = R"(
+[[producer]]
+name = "flood"
+kind = "eventfd"
+threads = 2
+rate = 0
+fd_mode = "persistent"
+)";
+const char* kBurst = R"(
+[[producer]]
+name = "burst"
+kind = "eventfd"
+rate = 0
+max_in_flight = 64
+)";
+const char* kTick = R"(
+[[producer]]
+name = "tick"
+kind = "timerfd"
+timers = 4
+initial = "1ms"
+interval = "1ms"
+)";
+
+}  // namespace
+
+TEST(Reload, PoolAndProducersChangeUnderFlatOutLoadLosingNothing) {
+    TempDir dir;
+    const std::string config =
+        dir.write("evfly.toml", config_with(1, std::string(kFlood) + kBurst));
+    const std::string summary = dir.path() + "/summary.json";
+    const NotifySocket notify(dir.path() + "/notify");
+    SpawnOptions spawn;
+    spawn.env.push_back(notify.env());
+    Process p({"-c", config, "--summary", summary}, spawn);
+    // Read the notify socket as systemd does, all along: sd_notify blocks when nobody reads.
+    std::vector<NotifySocket::Message> messages;
+    std::jthread reader([&] { messages = notify.until_stopping(60s); });
+    ASSERT_TRUE(wait_for_msg(p, "stats", 2));
+    EXPECT_EQ(thread_count(p.pid(), "consumer-"), 1);
+    const auto flood_threads = [&p] {
+        std::vector<std::string> tids;
+        for (const auto& [name, tid] : threads_of(p.pid()))
+            if (name.rfind("producer-flood", 0) == 0) tids.push_back(tid);
+        return tids;
+    };
+    const auto flood_before = flood_threads();
+    ASSERT_EQ(flood_before.size(), 2u);
+
+    // 1 -> 8 consumers; "burst" goes, "tick" arrives.
+    replace_file(dir, config, config_with(8, std::string(kFlood) + kTick));
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_for_msg(p, "config reloaded", 1)) << p.err();
+    // Every change is in place when the reload is reported: 8 consumer threads, "burst"'s
+    // thread joined, "flood" untouched (same kernel threads).
+    EXPECT_EQ(thread_count(p.pid(), "consumer-"), 8);
+    EXPECT_EQ(thread_count(p.pid(), "producer-burst"), 0);
+    EXPECT_EQ(thread_count(p.pid(), "producer-tick"), 1);
+    EXPECT_EQ(flood_threads(), flood_before);
+    ASSERT_TRUE(wait_for_msg(p, "stats", count_msg(p, "stats") + 2));
+    const auto stats8 = stats_after(p, "config reloaded", 0);
+    ASSERT_TRUE(stats8.has_value());
+    EXPECT_EQ((*stats8)["consumers"], 8);
+
+    // 8 -> 2 consumers; "burst" comes back, "tick" goes.
+    replace_file(dir, config, config_with(2, std::string(kFlood) + kBurst));
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_for_msg(p, "config reloaded", 2)) << p.err();
+    EXPECT_EQ(thread_count(p.pid(), "consumer-"), 2);
+    EXPECT_EQ(thread_count(p.pid(), "producer-tick"), 0);
+    EXPECT_EQ(thread_count(p.pid(), "producer-burst"), 1);
+    EXPECT_EQ(flood_threads(), flood_before);
+    std::this_thread::sleep_for(200ms);
+
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(20s), 0) << p.err();
+    reader.join();
+    const json s = summary_of(summary);
+    expect_clean(s);
+    EXPECT_EQ(s["consumers"], 2);
+    EXPECT_EQ(s["reloads"]["ok"], 2);
+    EXPECT_EQ(s["reloads"]["failed"], 0);
+    EXPECT_EQ(producer(s, "flood")["threads"], 2);
+    EXPECT_EQ(producer(s, "burst")["threads"], 1);
+    EXPECT_GT(producer(s, "burst")["value_written"].get<std::uint64_t>(), 0u);
+    // A removed producer's counts stay in the summary.
+    EXPECT_EQ(producer(s, "tick")["threads"], 0);
+    EXPECT_GT(producer(s, "tick")["expirations"].get<std::uint64_t>(), 0u);
+
+    // systemd heard RELOADING=1, then READY=1, for each reload.
+    std::string sequence;
+    for (const auto& m : messages) {
+        if (m.text.find("RELOADING=1") != std::string::npos) sequence += 'R';
+        if (m.text.find("READY=1") != std::string::npos) sequence += 'Y';
+    }
+    EXPECT_EQ(sequence, "YRYRY");
+}
+
+TEST(Reload, InvalidConfigLogsEveryErrorAndKeepsTheRunningOne) {
+    TempDir dir;
+    const std::string config = dir.write("evfly.toml", config_with(3, kFlood));
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", config, "--summary", summary});
+    ASSERT_TRUE(wait_for_msg(p, "stats", 1));
+    replace_file(
+        dir, config,
+        "[daemon]\nconsumers = 0\nbogus = 1\n[log]\nsink = \"stderr\"\n" + std::string(kFlood));
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_for_msg(p, "reload failed; the running config is kept", 1)) << p.err();
+    std::vector<json> errors;
+    for (const auto& line : log_lines(p))
+        if (line["msg"] == "config error") errors.push_back(line);
+    ASSERT_EQ(errors.size(), 2u) << p.err();
+    for (const auto& e : errors) {
+        EXPECT_EQ(e["file"], config);
+        EXPECT_EQ(e["level"], "error");
+    }
+    EXPECT_EQ(errors[0]["key"], "daemon.consumers");
+    EXPECT_EQ(errors[0]["line"], 2);
+    EXPECT_EQ(errors[1]["key"], "daemon.bogus");
+    EXPECT_EQ(errors[1]["line"], 3);
+    // Still running the old config.
+    ASSERT_TRUE(wait_for_msg(p, "stats", count_msg(p, "stats") + 2));
+    EXPECT_EQ((*stats_after(p, "reload failed; the running config is kept", 0))["consumers"], 3);
+    EXPECT_EQ(thread_count(p.pid(), "consumer-"), 3);
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(20s), 0);
+    const json s = summary_of(summary);
+    expect_clean(s);
+    EXPECT_EQ(s["reloads"]["ok"], 0);
+    EXPECT_EQ(s["reloads"]["failed"], 1);
+}
+
+TEST(Reload, UnchangedConfigTouchesNothing) {
+    TempDir dir;
+    const std::string config = dir.write("evfly.toml", config_with(3, std::string(kFlood) + kTick));
+    Process p({"-c", config});
+    ASSERT_TRUE(wait_for_msg(p, "stats", 1));
+    const auto before = threads_of(p.pid());
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_for_msg(p, "config unchanged; nothing to do", 1)) << p.err();
+    EXPECT_EQ(threads_of(p.pid()), before);  // not one thread stopped or started
+    EXPECT_EQ(count_msg(p, "config reloaded"), 0u);
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(20s), 0);
+}
+
+TEST(Reload, LogSinkFormatLevelAndStatsIntervalChangeLive) {
+    TempDir dir;
+    const std::string log_file = dir.path() + "/evfly.log";
+    const std::string paced = R"(
+[[producer]]
+name = "paced"
+kind = "eventfd"
+rate = 200
+)";
+    const std::string config = dir.write(
+        "evfly.toml",
+        "[daemon]\nstats_interval = \"0s\"\n[log]\nsink = \"stderr\"\nlevel = \"info\"\n" + paced);
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", config, "--summary", summary});
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(count_msg(p, "stats"), 0u);  // stats are off
+    replace_file(dir, config,
+                 "[daemon]\nstats_interval = \"50ms\"\n[log]\nsink = \"file\"\nfile = \"" +
+                     log_file + "\"\nformat = \"text\"\nlevel = \"debug\"\n" + paced);
+    p.signal(SIGHUP);
+    // Lines still queued when the sink changes go to the new one, so wait on the file.
+    for (int i = 0; i < 500 && !std::filesystem::exists(log_file); ++i)
+        std::this_thread::sleep_for(10ms);
+    std::this_thread::sleep_for(500ms);
+    const std::string text = evfly::test::read_file(log_file);
+    // Text lines at debug level, with stats every 50 ms, now go to the file...
+    EXPECT_NE(text.find(" info [supervisor] config reloaded "), std::string::npos) << text;
+    EXPECT_NE(text.find(" debug [consumer-"), std::string::npos);
+    EXPECT_NE(text.find("changed=log,daemon.stats_interval"), std::string::npos) << text;
+    std::size_t stats = 0;
+    for (const auto& line : evfly::test::lines(text))
+        stats += line.find("] stats ") != std::string::npos;
+    EXPECT_GE(stats, 4u);
+    // ...and no longer to stderr.
+    const std::string err_before = p.err();
+    std::this_thread::sleep_for(200ms);
+    EXPECT_EQ(p.err(), err_before);
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(20s), 0);
+    const json s = summary_of(summary);
+    EXPECT_EQ(s["totals"]["lost"], 0);
+    // The log file the reload opened is still open when the summary counts fds; nothing else.
+    EXPECT_LE(s["resources"]["fds_at_exit"].get<int>(),
+              s["resources"]["fds_at_start"].get<int>() + 1);
+}
+
+TEST(Reload, TwoHundredSighupsInTwoSecondsAlternatingValidAndInvalid) {
+    TempDir dir;
+    const std::string config =
+        dir.write("evfly.toml", config_with(2, std::string(kFlood) + kBurst));
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", config, "--summary", summary});
+    ASSERT_TRUE(wait_for_msg(p, "stats", 1));
+    const std::string invalid = "[daemon]\nconsumers = \"many\"\n" + std::string(kFlood);
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 200; ++i) {
+        std::string next;
+        switch (i % 4) {
+            case 0:
+                next = config_with(3, std::string(kFlood) + kBurst);
+                break;
+            case 2:
+                next = config_with(1, std::string(kFlood) + kTick);
+                break;
+            default:
+                next = invalid;
+        }
+        replace_file(dir, config, next);
+        p.signal(SIGHUP);
+        std::this_thread::sleep_until(start + (i + 1) * 10ms);
+    }
+    // Signals that arrive while one is pending coalesce; every one that was taken is answered.
+    std::this_thread::sleep_for(500ms);
+    ASSERT_FALSE(p.wait(1ms).has_value()) << "evflyd exited: " << p.err();
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(30s), 0) << p.err();
+    const json s = summary_of(summary);
+    expect_clean(s);
+    const auto ok = s["reloads"]["ok"].get<std::uint64_t>();
+    const auto failed = s["reloads"]["failed"].get<std::uint64_t>();
+    EXPECT_GT(ok, 10u);
+    EXPECT_GT(failed, 10u);
+    EXPECT_EQ(count_msg(p, "reloading the config"), ok + failed);
+}

@@ -1,0 +1,40 @@
+// Test support shared by the integration tests: reading the summary, the checks every clean run
+// must pass, and a stand-in for systemd's notify socket.
+#pragma once
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace evfly::test {
+
+nlohmann::json summary_of(const std::string& path);
+// The summary's entry for producer `name` (a test failure if there is none).
+nlohmann::json producer(const nlohmann::json& summary, const std::string& name);
+// Nothing lost, nothing left unread, no consumer error, no fd leaked.
+void expect_clean(const nlohmann::json& s);
+
+// A fake systemd notify socket: what evflyd sends with sd_notify, as it arrives.
+class NotifySocket {
+  public:
+    explicit NotifySocket(const std::string& path);
+    ~NotifySocket();
+    NotifySocket(const NotifySocket&) = delete;
+    NotifySocket& operator=(const NotifySocket&) = delete;
+    [[nodiscard]] std::string env() const { return "NOTIFY_SOCKET=" + path_; }
+
+    struct Message {
+        std::chrono::steady_clock::time_point at;
+        std::string text;
+    };
+    // Every message until one contains STOPPING=1, or `timeout`.
+    [[nodiscard]] std::vector<Message> until_stopping(
+        std::chrono::seconds timeout = std::chrono::seconds(20)) const;
+
+  private:
+    std::string path_;
+    int sock_ = -1;
+};
+
+}  // namespace evfly::test
