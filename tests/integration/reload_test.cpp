@@ -185,7 +185,9 @@ TEST(Reload, PoolAndProducersChangeUnderFlatOutLoadLosingNothing) {
 
 TEST(Reload, InvalidConfigLogsEveryErrorAndKeepsTheRunningOne) {
     TempDir dir;
-    const std::string config = dir.write("evfly.toml", config_with(3, kFlood));
+    const std::string metrics = dir.path() + "/evfly.prom";
+    const std::string config = dir.write(
+        "evfly.toml", config_with(3, kFlood, "[metrics]\ntextfile = \"" + metrics + "\"\n"));
     const std::string summary = dir.path() + "/summary.json";
     Process p({"-c", config, "--summary", summary});
     ASSERT_TRUE(wait_for_msg(p, "stats", 1));
@@ -210,6 +212,10 @@ TEST(Reload, InvalidConfigLogsEveryErrorAndKeepsTheRunningOne) {
     ASSERT_TRUE(wait_for_msg(p, "stats", count_msg(p, "stats") + 2));
     EXPECT_EQ((*stats_after(p, "reload failed; the running config is kept", 0))["consumers"], 3);
     EXPECT_EQ(thread_count(p.pid(), "consumer-"), 3);
+    // The failure is counted for Prometheus too (the metrics file of the config kept).
+    const std::string prom = evfly::test::read_file(metrics);
+    EXPECT_NE(prom.find("evfly_reloads_total{result=\"failed\"} 1\n"), std::string::npos) << prom;
+    EXPECT_NE(prom.find("evfly_reloads_total{result=\"ok\"} 0\n"), std::string::npos);
     p.signal(SIGTERM);
     ASSERT_EQ(p.wait(20s), 0);
     const json s = summary_of(summary);
