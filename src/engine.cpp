@@ -122,9 +122,14 @@ struct Engine::Impl {
         auto spec = std::make_unique<Spec>();
         spec->config = p;
         const std::uint32_t per_thread = slots_per_thread(p);
-        for (std::uint32_t t = 0; t < p.threads; ++t) {
-            spec->threads.push_back(std::make_unique<ProducerThread>(
-                shared, *spec, t, shared.slots.allocate(per_thread)));
+        try {
+            for (std::uint32_t t = 0; t < p.threads; ++t) {
+                spec->threads.push_back(std::make_unique<ProducerThread>(
+                    shared, *spec, t, shared.slots.allocate(per_thread)));
+            }
+        } catch (...) {
+            for (auto& t : spec->threads) shared.slots.release(t->slots());
+            throw;
         }
         return spec;
     }
@@ -262,7 +267,9 @@ Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {
     if (total > shared.slots.available())
         throw std::length_error("too many producer slots (at most 16M)");
     for (const auto& p : impl_->config.producers) impl_->specs.push_back(impl_->make_spec(p));
-    if (const char* wedge = std::getenv("EVFLY_TEST_WEDGE_CONSUMER_MS")) {
+    // Read once, by the supervisor; evflyd never sets its environment, so no setenv() races this.
+    if (const char* wedge = std::getenv(  // NOLINT(concurrency-mt-unsafe)
+            "EVFLY_TEST_WEDGE_CONSUMER_MS")) {
         shared.test_wedge_ns.store(std::strtoll(wedge, nullptr, 10) * 1'000'000);
     }
     for (std::uint32_t c = 0; c < config.daemon.consumers; ++c) {
@@ -388,9 +395,17 @@ bool Engine::reconfigure(const Config& next) {
         changed = true;
     }
 
-    if (impl.config.daemon.consumers != next.daemon.consumers) {
-        impl.resize_pool(next.daemon.consumers, deadline);
+    // From here on a failure (a thread that cannot be started) still leaves every running part
+    // in place and accounted; the first one is rethrown at the end.
+    std::exception_ptr failure;
+    const std::uint32_t consumers_before = impl.config.daemon.consumers;
+    if (consumers_before != next.daemon.consumers) {
         changed = true;
+        try {
+            impl.resize_pool(next.daemon.consumers, deadline);
+        } catch (...) {
+            failure = std::current_exception();
+        }
     }
     if (impl.config.daemon.max_events != next.daemon.max_events) {
         impl.shared.max_events.store(next.daemon.max_events, std::memory_order_relaxed);
@@ -400,20 +415,22 @@ bool Engine::reconfigure(const Config& next) {
     }
     if (impl.config.daemon.shutdown_timeout != next.daemon.shutdown_timeout) changed = true;
     impl.config.daemon = next.daemon;
+    // A pool that could not grow is tried again by the next reload.
+    if (failure) impl.config.daemon.consumers = consumers_before;
 
     // Start what is new; an unchanged producer keeps its place, threads and schedule.
-    std::exception_ptr failure;
     for (std::size_t j = 0; j < next.producers.size(); ++j) {
         if (kept[j]) continue;
         const ProducerConfig& p = next.producers[j];
-        kept[j] = impl.make_spec(p);
-        kept[j]->set_epoch();
         try {
+            kept[j] = impl.make_spec(p);
+            kept[j]->set_epoch();
             impl.start_spec(*kept[j]);
         } catch (...) {
-            impl.retiring.push_back(std::move(kept[j]));
-            failure = std::current_exception();
-            break;
+            // What did start was stopped by start_spec; its slots come back once drained.
+            if (kept[j]) impl.retiring.push_back(std::move(kept[j]));
+            if (!failure) failure = std::current_exception();
+            continue;
         }
         log::emit(log::Level::info, "producer started",
                   {{"producer", p.name}, {"kind", to_string(p.kind)}, {"threads", p.threads}});
