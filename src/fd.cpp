@@ -1,10 +1,10 @@
 #include "evfly/fd.h"
 
-#include <dirent.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <system_error>
 
 namespace evfly {
@@ -28,14 +28,17 @@ const char* errno_text(int err) noexcept {
 }
 
 int count_open_fds() {
-    DIR* dir = ::opendir("/proc/self/fd");
-    if (dir == nullptr) return -1;
+    // The iterator's own descriptor is open while it runs and is counted, at start and at exit
+    // alike.
+    std::error_code ec;
+    std::filesystem::directory_iterator it("/proc/self/fd", ec);
+    if (ec) return -1;
     int count = 0;
-    while (const dirent* entry = ::readdir(dir)) {
-        if (entry->d_name[0] != '.') ++count;
+    for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+        if (ec) return -1;
+        ++count;
     }
-    ::closedir(dir);
-    return count - 1;  // the directory stream itself holds one
+    return count;
 }
 
 }  // namespace evfly
