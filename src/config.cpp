@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -361,7 +362,61 @@ std::string summarize(const std::vector<ConfigIssue>& issues) {
 ConfigError::ConfigError(std::vector<ConfigIssue> issues)
     : std::runtime_error(summarize(issues)), issues_(std::move(issues)) {}
 
+namespace {
+
+// The offset of the first byte that is not part of well-formed UTF-8, or npos. TOML files must
+// be UTF-8, and toml11 3.7 reads past the end of its buffer on a multi-byte sequence cut short
+// by the end of the input (found by tests/fuzz), so nothing else reaches it.
+std::size_t first_invalid_utf8(std::string_view text) {
+    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+    const std::size_t n = text.size();
+    for (std::size_t i = 0; i < n;) {
+        const unsigned char c = s[i];
+        std::size_t len = 1;
+        std::uint32_t cp = c;
+        if (c >= 0x80) {
+            if ((c & 0xe0) == 0xc0) {
+                len = 2;
+                cp = c & 0x1fu;
+            } else if ((c & 0xf0) == 0xe0) {
+                len = 3;
+                cp = c & 0x0fu;
+            } else if ((c & 0xf8) == 0xf0) {
+                len = 4;
+                cp = c & 0x07u;
+            } else {
+                return i;
+            }
+            if (i + len > n) return i;
+            for (std::size_t k = 1; k < len; ++k) {
+                if ((s[i + k] & 0xc0) != 0x80) return i;
+                cp = (cp << 6) | (s[i + k] & 0x3fu);
+            }
+            const bool overlong =
+                (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+            if (overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+        }
+        i += len;
+    }
+    return std::string_view::npos;
+}
+
+}  // namespace
+
 Config parse_config(const std::string& text, const std::string& name) {
+    if (const std::size_t bad = first_invalid_utf8(text); bad != std::string_view::npos) {
+        const auto before = std::string_view(text).substr(0, bad);
+        const auto line =
+            static_cast<std::uint32_t>(1 + std::count(before.begin(), before.end(), '\n'));
+        const std::size_t column =
+            bad - (before.rfind('\n') == std::string_view::npos ? 0 : before.rfind('\n') + 1) + 1;
+        char byte[8];
+        std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned char>(text[bad]));
+        throw ConfigError(
+            {ConfigIssue{name, line, "",
+                         std::string("not UTF-8: byte ") + byte + " at column " +
+                             std::to_string(column) + " (a TOML file must be UTF-8)"}});
+    }
     Value root;
     try {
         std::istringstream stream(text);
@@ -479,7 +534,7 @@ std::string to_toml(const Config& config) {
                                  {"format", config.log.format == LogFormat::json ? "json" : "text"},
                                  {"sink", kSinks[static_cast<int>(config.log.sink)]},
                                  {"file", config.log.file}};
-    top["log"] = std::move(log);
+    top["log"] = log;
     top["metrics"] = OrderedValue::table_type{{"textfile", config.metrics.textfile}};
     OrderedValue::array_type producers;
     for (const auto& p : config.producers) {
@@ -499,7 +554,7 @@ std::string to_toml(const Config& config) {
         }
         producers.emplace_back(std::move(t));
     }
-    if (!producers.empty()) top["producer"] = std::move(producers);
+    if (!producers.empty()) top["producer"] = producers;
     return toml::format(root, 0);
 }
 

@@ -60,6 +60,8 @@ struct Config {
         bool operator==(const Metrics&) const = default;
     } metrics;
     std::vector<ProducerConfig> producers;
+
+    bool operator==(const Config&) const = default;
 };
 
 struct ConfigIssue {
