@@ -108,9 +108,14 @@ class Validator {
         // toml11 stores integers as int64; range-check before narrowing so nothing wraps.
         const std::int64_t n = v->as_integer();
         if (n < min || n > max) {
+            // toml11 3.7 turns a literal beyond 64 bits into INT64_MAX/MIN without a word, so
+            // do not echo those back as if they were what the file says.
+            const bool at_limit = n == std::numeric_limits<std::int64_t>::max() ||
+                                  n == std::numeric_limits<std::int64_t>::min();
             error(*v, prefix + key,
                   "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                      " (got " + std::to_string(n) + ")");
+                      (at_limit ? " (got a number at or beyond the 64-bit limit)"
+                                : " (got " + std::to_string(n) + ")"));
             return;
         }
         out = static_cast<T>(n);
@@ -404,6 +409,16 @@ std::size_t first_invalid_utf8(std::string_view text) {
 }  // namespace
 
 Config parse_config(const std::string& text, const std::string& name) {
+    // An empty file is far more often a truncated write (a full disk, an interrupted deploy)
+    // than a wish to run nothing, and reloading one would remove every producer.
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+        throw ConfigError({ConfigIssue{
+            name, 1, "",
+            text.empty() ? "is empty; a config with no producer says so with at least a table "
+                           "header, e.g. [daemon]"
+                         : "holds only whitespace; a config with no producer says so with at "
+                           "least a table header, e.g. [daemon]"}});
+    }
     if (const std::size_t bad = first_invalid_utf8(text); bad != std::string_view::npos) {
         const auto before = std::string_view(text).substr(0, bad);
         const auto line =

@@ -64,8 +64,17 @@ TEST(Config, ShippedAnnotatedConfigMatchesTheEmbeddedDefault) {
     EXPECT_EQ(evfly::to_toml(shipped), evfly::to_toml(embedded));
 }
 
-TEST(Config, EmptyFileMeansAllDefaultsAndNoProducers) {
-    const Config c = parse_config("", "empty.toml");
+TEST(Config, EmptyOrWhitespaceOnlyFileIsRefused) {
+    for (const char* text : {"", " \n\t\r\n"}) {
+        const auto issues = issues_of(text);
+        ASSERT_EQ(issues.size(), 1u);
+        EXPECT_EQ(issues[0].line, 1u);
+        EXPECT_NE(issues[0].message.find("[daemon]"), std::string::npos);
+    }
+}
+
+TEST(Config, AHeaderAloneMeansAllDefaultsAndNoProducers) {
+    const Config c = parse_config("# nothing to run\n[daemon]\n", "bare.toml");
     EXPECT_EQ(c.daemon.consumers, 4u);
     EXPECT_EQ(c.daemon.max_events, 64u);
     EXPECT_EQ(c.daemon.stats_interval, std::chrono::seconds(10));

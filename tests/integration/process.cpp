@@ -1,6 +1,7 @@
 #include "process.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -67,7 +68,8 @@ Process::Process(const std::vector<std::string>& args, const SpawnOptions& optio
     }
     env.insert(env.end(), options.env.begin(), options.env.end());
     std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(EVFLYD_PATH));
+    const std::string program = options.program.empty() ? EVFLYD_PATH : options.program;
+    argv.push_back(const_cast<char*>(program.c_str()));
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     std::vector<char*> envp;
@@ -97,6 +99,11 @@ Process::Process(const std::vector<std::string>& args, const SpawnOptions& optio
         if (options.nofile) {
             const rlimit limit{*options.nofile, *options.nofile};
             ::setrlimit(RLIMIT_NOFILE, &limit);
+        }
+        if (options.uid) {
+            const auto gid = static_cast<gid_t>(*options.uid);
+            if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(*options.uid) != 0)
+                ::_exit(126);
         }
         ::execve(argv[0], argv.data(), envp.data());
         ::_exit(127);

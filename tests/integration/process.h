@@ -14,6 +14,8 @@ struct SpawnOptions {
     std::vector<std::string> env;         // extra NAME=value entries
     std::optional<unsigned long> nofile;  // RLIMIT_NOFILE (soft and hard) for the child
     bool clear_notify_env = true;         // drop NOTIFY_SOCKET/WATCHDOG_* inherited from us
+    std::optional<uid_t> uid;             // run as this user (and group of the same number)
+    std::string program;                  // another evflyd binary than the one under test
 };
 
 class Process {
