@@ -183,14 +183,17 @@ class ProducerThread {
     int create_fd(const std::stop_token& stop, const char* what, Make make);
     bool wait_for_outstanding(std::int64_t deadline_ns);
     void retire(Slot& slot);
+    // Counts this thread into the engine's start-up handshake, once.
+    void started_once();
 
     Shared& shared_;
     const Spec& spec_;
     const ProducerConfig& config_;
     std::string name_;
     std::vector<std::uint32_t> slots_;
-    std::uint32_t index_;      // this thread's number within its spec
-    bool out_of_fds_ = false;  // producer thread only
+    std::uint32_t index_;           // this thread's number within its spec
+    bool out_of_fds_ = false;       // producer thread only
+    bool counted_started_ = false;  // producer thread only
     std::atomic<std::int64_t> drain_deadline_ns_{0};
 
     std::mutex pool_mutex_;
@@ -219,6 +222,7 @@ class alignas(64) ConsumerThread {
     Counter dispatched;
     Counter stale;
     Counter errors;
+    Counter handler_errors;  // exceptions out of event handlers, caught and counted
     Histogram eventfd_latency;
     Histogram timerfd_latency;
 
@@ -229,6 +233,10 @@ class alignas(64) ConsumerThread {
     void handle_per_event(Slot& slot, std::uint32_t index);
     void handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation);
     void handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation);
+    // The handler proper: the debug line and the modelled work. An exception from it is caught
+    // and counted here, so the consumer's own bookkeeping (close or re-arm) always completes.
+    void serve(const ProducerConfig& producer, int fd, std::uint64_t value,
+               std::int64_t latency_ns);
     void spend(const ProducerConfig& producer);
     void log_event(const ProducerConfig& producer, int fd, std::uint64_t value,
                    std::int64_t latency_ns);
@@ -240,6 +248,9 @@ class alignas(64) ConsumerThread {
     std::string name_;
     bool stopping_ = false;
     bool wedge_armed_ = false;  // EVFLY_TEST_WEDGE_CONSUMER_MS is set and no event handled yet
+    std::uint64_t served_ = 0;  // handler calls, for EVFLY_TEST_THROW_EVERY
+    std::int64_t handler_error_logged_ns_ = 0;  // at most one handler-failure line a second
+    std::uint64_t handler_errors_unlogged_ = 0;
     std::atomic<bool> exited_{false};
     // Per-event slots closed in the current batch, by owner; consumer thread only.
     std::vector<std::pair<ProducerThread*, std::uint32_t>> released_;
@@ -257,6 +268,11 @@ struct Shared {
     // Test-only: the consumer that takes the first event spends this long on it
     // (EVFLY_TEST_WEDGE_CONSUMER_MS), so the tests can see the watchdog held back.
     std::atomic<std::int64_t> test_wedge_ns{0};
+    // Test-only, fixed before any thread starts: every Nth event's handler throws
+    // (EVFLY_TEST_THROW_EVERY), and eventfd producers write this value instead of 1
+    // (EVFLY_TEST_EVENTFD_VALUE), to fill a counter towards its maximum.
+    std::uint64_t test_throw_every = 0;
+    std::uint64_t test_eventfd_value = 1;
 
     // Thread lifecycle: each thread counts itself in once it runs, and consumers count
     // themselves out when they leave.

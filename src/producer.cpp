@@ -81,6 +81,12 @@ ProducerThread::ProducerThread(Shared& shared, const Spec& spec, std::uint32_t i
     }
 }
 
+void ProducerThread::started_once() {
+    if (counted_started_) return;
+    counted_started_ = true;
+    shared_.count_started();
+}
+
 void ProducerThread::start() {
     thread_ = std::jthread([this](const std::stop_token& stop) { run(stop); });
 }
@@ -92,12 +98,13 @@ void ProducerThread::run(const std::stop_token& stop) {
         if (config_.kind == ProducerKind::timerfd) {
             run_timers(stop);
         } else if (config_.fd_mode == FdMode::per_event) {
-            shared_.count_started();
+            started_once();
             run_per_event(stop);
         } else {
             run_persistent(stop);
         }
     } catch (const std::exception& e) {
+        started_once();
         errors.add();
         log::emit(log::Level::err, "producer failed",
                   {{"producer", config_.name}, {"error", e.what()}});
@@ -159,6 +166,9 @@ int ProducerThread::create_fd(const std::stop_token& stop, const char* what, Mak
         }
         const int err = errno;
         if (err == EMFILE || err == ENFILE || err == ENOMEM) {
+            // Waiting for fds must not hold up the engine's start (nor, with it, the supervisor
+            // and its signals): count this thread as started and keep trying.
+            started_once();
             if (!out_of_fds_) {
                 out_of_fds_ = true;
                 fd_exhaustion.add();
@@ -184,7 +194,7 @@ int ProducerThread::create_fd(const std::stop_token& stop, const char* what, Mak
 
 void ProducerThread::run_per_event(const std::stop_token& stop) {
     Pacer pacer(config_.rate, first_fire());
-    const std::uint64_t value = 1;
+    const std::uint64_t value = shared_.test_eventfd_value;
     while (!stop.stop_requested()) {
         if (!pacer.flat_out() && !sleep_until(stop, pacer.next())) break;
         const std::int64_t acquired = acquire_slot(stop);
@@ -282,15 +292,15 @@ void ProducerThread::run_persistent(const std::stop_token& stop) {
             err != 0) {
             slot.fd.store(-1, std::memory_order_relaxed);
             ::close(fd);
-            shared_.count_started();
+            started_once();
             throw std::system_error(err, std::generic_category(), "epoll_ctl ADD");
         }
     }
-    shared_.count_started();
+    started_once();
     if (fd < 0) return;
 
     Pacer pacer(config_.rate, first_fire());
-    const std::uint64_t value = 1;
+    const std::uint64_t value = shared_.test_eventfd_value;
     while (!stop.stop_requested()) {
         if (!pacer.flat_out() && !sleep_until(stop, pacer.next())) break;
         // Stamp the oldest unread fire only; a consumer takes the stamp after its read.
@@ -357,7 +367,7 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
         }
         ++armed;
     }
-    shared_.count_started();
+    started_once();
     if (armed > 0)
         log::emit(log::Level::debug, "timers armed",
                   {{"producer", config_.name}, {"timers", armed}});
