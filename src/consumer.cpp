@@ -136,6 +136,29 @@ void ConsumerThread::take_retire_token() {
     }
 }
 
+void ConsumerThread::serve(const ProducerConfig& producer, int fd, std::uint64_t value,
+                           std::int64_t latency_ns) {
+    try {
+        log_event(producer, fd, value, latency_ns);
+        spend(producer);
+        if (shared_.test_throw_every != 0 && ++served_ % shared_.test_throw_every == 0)
+            throw std::runtime_error("handler failure injected by EVFLY_TEST_THROW_EVERY");
+    } catch (const std::exception& e) {
+        handler_errors.add();
+        const std::int64_t now = steady_ns();
+        if (now - handler_error_logged_ns_ < 1'000'000'000) {
+            ++handler_errors_unlogged_;
+            return;
+        }
+        log::emit(log::Level::err, "event handler failed; the consumer carries on",
+                  {{"producer", producer.name},
+                   {"error", e.what()},
+                   {"not_logged_since_last", handler_errors_unlogged_}});
+        handler_error_logged_ns_ = now;
+        handler_errors_unlogged_ = 0;
+    }
+}
+
 void ConsumerThread::spend(const ProducerConfig& producer) {
     // Busy work standing in for a handler's cost, so operators can size the pool realistically.
     if (producer.work.count() == 0) return;
@@ -171,8 +194,7 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     ProducerThread* owner = slot.owner.load(std::memory_order_relaxed);
     slot.value_read.add(value);
     eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
-    log_event(owner->config(), fd, value, latency);
-    spend(owner->config());
+    serve(owner->config(), fd, value, latency);
     // close() is the detach, with no EPOLL_CTL_DEL first (one syscall less per event, measured in
     // tests/bench): this is the only descriptor of the eventfd (CLOEXEC, never dup'd, evflyd never
     // forks), so closing it releases the file and the kernel drops the registration with it.
@@ -218,8 +240,7 @@ void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
         if (stamp != 0)
             eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
         const ProducerConfig& producer = slot.owner.load(std::memory_order_relaxed)->config();
-        log_event(producer, fd, value, latency);
-        spend(producer);
+        serve(producer, fd, value, latency);
     } else if (errno != EAGAIN) {
         errors.add();
         log::emit(log::Level::err, "eventfd read failed",
@@ -252,8 +273,7 @@ void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t
         slot.value_read.add(ticks);
         if (ticks > 1) slot.overruns.add(ticks - 1);
         timerfd_latency.record(static_cast<std::uint64_t>(lateness > 0 ? lateness : 0));
-        log_event(producer, fd, ticks, lateness);
-        spend(producer);
+        serve(producer, fd, ticks, lateness);
     } else if (errno != EAGAIN) {
         errors.add();
         log::emit(log::Level::err, "timerfd read failed",

@@ -153,7 +153,10 @@ class StatsReporter {
                    {"overruns", total.overruns - before.overruns},
                    {"in_flight", in_flight},
                    {"consumers", current->consumers},
-                   {"log_dropped", log::dropped()}});
+                   {"fd_exhaustion", total.fd_exhaustion - before.fd_exhaustion},
+                   {"handler_errors", current->handler_errors - last_->handler_errors},
+                   {"log_dropped", log::dropped()},
+                   {"log_sink_errors", log::sink_errors()}});
         last_ = std::move(current);
         last_time_ = now;
         char status[200];
@@ -391,6 +394,15 @@ class Supervisor {
     RunResult finish(const std::string& reason) {
         ::sd_notify(0, "STOPPING=1");
         log::emit(log::Level::info, "stopping", {{"reason", reason}});
+        // During the drain a second SIGTERM changes nothing (it stays blocked, unread), but a
+        // second SIGINT, an operator's second Ctrl-C, ends the process at once: SIGINT is
+        // unblocked here with its default action.
+        if (reason == "SIGINT") {
+            sigset_t interrupt;
+            ::sigemptyset(&interrupt);
+            ::sigaddset(&interrupt, SIGINT);
+            ::pthread_sigmask(SIG_UNBLOCK, &interrupt, nullptr);
+        }
         RunResult result;
         result.drained = engine_.stop(Clock::now() + config_.daemon.shutdown_timeout);
         engine_.report_into(result.report);

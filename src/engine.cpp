@@ -31,6 +31,13 @@ std::int64_t to_ns(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
+// A test-only knob from the environment; 0 when unset. Read by the supervisor before any engine
+// thread starts, and evflyd never sets its environment, so no setenv() races the read.
+std::uint64_t env_u64(const char* name) {
+    const char* text = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
+    return text == nullptr ? 0 : std::strtoull(text, nullptr, 10);
+}
+
 void accumulate(ProducerReport& into, const ProducerReport& r) {
     into.fired += r.fired;
     into.value_written += r.value_written;
@@ -59,6 +66,7 @@ struct ConsumerTotals {
     std::uint64_t dispatched = 0;
     std::uint64_t stale = 0;
     std::uint64_t errors = 0;
+    std::uint64_t handler_errors = 0;
     HistogramSnapshot eventfd_latency;
     HistogramSnapshot timerfd_latency;
 };
@@ -211,6 +219,7 @@ struct Engine::Impl {
             departed.dispatched += c->dispatched.get();
             departed.stale += c->stale.get();
             departed.errors += c->errors.get();
+            departed.handler_errors += c->handler_errors.get();
             c->eventfd_latency.snapshot_into(scratch);
             departed.eventfd_latency.merge(scratch);
             c->timerfd_latency.snapshot_into(scratch);
@@ -267,11 +276,11 @@ Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {
     if (total > shared.slots.available())
         throw std::length_error("too many producer slots (at most 16M)");
     for (const auto& p : impl_->config.producers) impl_->specs.push_back(impl_->make_spec(p));
-    // Read once, by the supervisor; evflyd never sets its environment, so no setenv() races this.
-    if (const char* wedge = std::getenv(  // NOLINT(concurrency-mt-unsafe)
-            "EVFLY_TEST_WEDGE_CONSUMER_MS")) {
-        shared.test_wedge_ns.store(std::strtoll(wedge, nullptr, 10) * 1'000'000);
-    }
+    shared.test_wedge_ns.store(static_cast<std::int64_t>(env_u64("EVFLY_TEST_WEDGE_CONSUMER_MS")) *
+                               1'000'000);
+    shared.test_throw_every = env_u64("EVFLY_TEST_THROW_EVERY");
+    if (const std::uint64_t v = env_u64("EVFLY_TEST_EVENTFD_VALUE"); v != 0)
+        shared.test_eventfd_value = v;
     for (std::uint32_t c = 0; c < config.daemon.consumers; ++c) {
         impl_->consumers.push_back(std::make_unique<ConsumerThread>(shared, c));
     }
@@ -515,6 +524,7 @@ void Engine::report_into(Report& out) const {
     out.epoll_wakeups = impl.departed.wakeups;
     out.stale_events = impl.departed.stale;
     out.consumer_errors = impl.departed.errors;
+    out.handler_errors = impl.departed.handler_errors;
     out.eventfd_latency = impl.departed.eventfd_latency;
     out.timerfd_latency = impl.departed.timerfd_latency;
     HistogramSnapshot scratch;
@@ -523,6 +533,7 @@ void Engine::report_into(Report& out) const {
         out.epoll_wakeups += c->wakeups.get();
         out.stale_events += c->stale.get();
         out.consumer_errors += c->errors.get();
+        out.handler_errors += c->handler_errors.get();
         c->eventfd_latency.snapshot_into(scratch);
         out.eventfd_latency.merge(scratch);
         c->timerfd_latency.snapshot_into(scratch);

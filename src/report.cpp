@@ -10,6 +10,7 @@ Totals Report::totals() const noexcept {
         t.value_read += p.value_read;
         t.expirations += p.expirations;
         t.overruns += p.overruns;
+        t.fd_exhaustion += p.fd_exhaustion;
     }
     t.lost = static_cast<std::int64_t>(t.value_written - t.value_read);
     return t;

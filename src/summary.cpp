@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "evfly/log.h"
+
 namespace evfly {
 namespace {
 
@@ -84,7 +86,10 @@ std::string summary_json(const RunResult& result, const Resources& resources,
           {"overruns", totals.overruns},
           {"stale_events", report.stale_events},
           {"consumer_errors", report.consumer_errors},
-          {"log_dropped", log_dropped}}},
+          {"handler_errors", report.handler_errors},
+          {"fd_exhaustion", totals.fd_exhaustion},
+          {"log_dropped", log_dropped},
+          {"log_sink_errors", log::sink_errors()}}},
         {"reloads", {{"ok", result.reloads_ok}, {"failed", result.reloads_failed}}},
         {"latency_ns",
          {{"eventfd", latency(report.eventfd_latency)},

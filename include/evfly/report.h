@@ -34,6 +34,7 @@ struct Totals {
     std::int64_t lost = 0;  // value_written - value_read; 0 after a complete drain
     std::uint64_t expirations = 0;
     std::uint64_t overruns = 0;
+    std::uint64_t fd_exhaustion = 0;  // episodes of EMFILE/ENFILE, all producers
 };
 
 struct Report {
@@ -43,6 +44,7 @@ struct Report {
     std::uint64_t epoll_wakeups = 0;      // epoll_wait returns in consumers
     std::uint64_t stale_events = 0;       // events for a registration retired meanwhile (stop only)
     std::uint64_t consumer_errors = 0;    // failed reads / epoll_ctl calls in consumers (logged)
+    std::uint64_t handler_errors = 0;     // exceptions out of event handlers, caught (logged)
     HistogramSnapshot eventfd_latency;    // fire to consume, ns
     HistogramSnapshot timerfd_latency;    // lateness behind the due tick, ns
 
