@@ -16,6 +16,7 @@
 #include <toml.hpp>
 
 #include "evfly/fd.h"
+#include "utf8.h"
 
 namespace evfly {
 namespace {
@@ -373,34 +374,9 @@ namespace {
 // be UTF-8, and toml11 3.7 reads past the end of its buffer on a multi-byte sequence cut short
 // by the end of the input (found by tests/fuzz), so nothing else reaches it.
 std::size_t first_invalid_utf8(std::string_view text) {
-    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-    const std::size_t n = text.size();
-    for (std::size_t i = 0; i < n;) {
-        const unsigned char c = s[i];
-        std::size_t len = 1;
-        std::uint32_t cp = c;
-        if (c >= 0x80) {
-            if ((c & 0xe0) == 0xc0) {
-                len = 2;
-                cp = c & 0x1fu;
-            } else if ((c & 0xf0) == 0xe0) {
-                len = 3;
-                cp = c & 0x0fu;
-            } else if ((c & 0xf8) == 0xf0) {
-                len = 4;
-                cp = c & 0x07u;
-            } else {
-                return i;
-            }
-            if (i + len > n) return i;
-            for (std::size_t k = 1; k < len; ++k) {
-                if ((s[i + k] & 0xc0) != 0x80) return i;
-                cp = (cp << 6) | (s[i + k] & 0x3fu);
-            }
-            const bool overlong =
-                (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
-            if (overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
-        }
+    for (std::size_t i = 0; i < text.size();) {
+        const std::size_t len = detail::utf8_sequence_length(text, i);
+        if (len == 0) return i;
         i += len;
     }
     return std::string_view::npos;

@@ -23,6 +23,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "utf8.h"
+
 namespace evfly::log {
 namespace {
 
@@ -298,25 +300,8 @@ void json_escape(std::string_view text, std::string& out) {
         } else {
             // Copy a well-formed UTF-8 sequence; replace anything else with U+FFFD so that
             // strict JSON parsers accept every line.
-            std::size_t len = 0;
-            std::uint32_t cp = 0;
-            if ((c & 0xe0) == 0xc0) {
-                len = 2;
-                cp = c & 0x1fu;
-            } else if ((c & 0xf0) == 0xe0) {
-                len = 3;
-                cp = c & 0x0fu;
-            } else if ((c & 0xf8) == 0xf0) {
-                len = 4;
-                cp = c & 0x07u;
-            }
-            bool ok = len != 0 && i + len <= n;
-            for (std::size_t k = 1; ok && k < len; ++k) {
-                ok = (s[i + k] & 0xc0) == 0x80;
-                cp = (cp << 6) | (s[i + k] & 0x3fu);
-            }
-            ok = ok && !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) &&
-                 !(len == 4 && (cp < 0x10000 || cp > 0x10ffff)) && !(cp >= 0xd800 && cp <= 0xdfff);
+            const std::size_t len = detail::utf8_sequence_length(text, i);
+            const bool ok = len != 0;
             if (ok) {
                 out.append(text.data() + i, len);
                 i += len;
