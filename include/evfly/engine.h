@@ -37,7 +37,8 @@ class Engine {
     Engine& operator=(const Engine&) = delete;
 
     // Starts the consumers, then the producers; returns once every thread runs and every timer
-    // is armed, or is waiting for a file descriptor to arm it (the process is out of fds). Throws std::system_error when a thread cannot be started.
+    // is armed, or is waiting for a file descriptor to arm it (the process is out of fds).
+    // Throws std::system_error when a thread cannot be started.
     void start();
 
     // Stops the producers, waits until every value written has been read (or `deadline`), then
