@@ -31,7 +31,7 @@ std::size_t occurrences(const std::string& text, const std::string& what) {
     return n;
 }
 
-// A per-event producer whose consumer needs ~0.6 s to drain what is in flight at a stop.
+// A per-event producer whose consumer needs ~1.5 s to drain what is in flight at a stop.
 const char* kSlowDrain = R"(
 [daemon]
 consumers = 1
@@ -44,8 +44,15 @@ name = "slow"
 kind = "eventfd"
 rate = 0
 max_in_flight = 300
-work = "2ms"
+work = "5ms"
 )";
+
+// Waits until evflyd has logged "started" (slow under sanitizers), then lets the load build up.
+void wait_until_running(const Process& p) {
+    for (int i = 0; i < 1000 && p.err().find("\"started\"") == std::string::npos; ++i)
+        std::this_thread::sleep_for(10ms);
+    std::this_thread::sleep_for(200ms);
+}
 
 }  // namespace
 
@@ -96,10 +103,7 @@ interval = "1ms"
 )");
     const std::string summary = dir.path() + "/summary.json";
     Process p({"-c", config, "--summary", summary});
-    // Stop it only once every timer is armed (slow under sanitizers).
-    for (int i = 0; i < 1000 && p.err().find("\"started\"") == std::string::npos; ++i)
-        std::this_thread::sleep_for(10ms);
-    std::this_thread::sleep_for(100ms);
+    wait_until_running(p);  // every timer armed before it is stopped
     p.signal(SIGSTOP);
     std::this_thread::sleep_for(300ms);
     p.signal(SIGCONT);
@@ -181,7 +185,7 @@ TEST(Fault, SecondSigtermDuringTheDrainStaysGraceful) {
     const std::string config = dir.write("slow.toml", kSlowDrain);
     const std::string summary = dir.path() + "/summary.json";
     Process p({"-c", config, "--summary", summary});
-    std::this_thread::sleep_for(300ms);
+    wait_until_running(p);
     const auto begin = std::chrono::steady_clock::now();
     p.signal(SIGTERM);
     std::this_thread::sleep_for(100ms);
@@ -198,7 +202,7 @@ TEST(Fault, SecondSigintDuringTheDrainEndsAtOnce) {
     const std::string config = dir.write("slow.toml", kSlowDrain);
     const std::string summary = dir.path() + "/summary.json";
     Process p({"-c", config, "--summary", summary});
-    std::this_thread::sleep_for(300ms);
+    wait_until_running(p);
     p.signal(SIGINT);
     std::this_thread::sleep_for(100ms);
     const auto second = std::chrono::steady_clock::now();
