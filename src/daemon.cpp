@@ -30,11 +30,6 @@ Fd make_signalfd() {
     return fd;
 }
 
-timespec to_timespec(Nanos d) {
-    return timespec{static_cast<time_t>(d.count() / 1'000'000'000),
-                    static_cast<long>(d.count() % 1'000'000'000)};
-}
-
 // Arms a monotonic timerfd to fire after `first`, then every `period` (0: once); a zero
 // `first` disarms it.
 void set_timer(const Fd& fd, Nanos first, Nanos period) {
@@ -176,10 +171,6 @@ class StatsReporter {
     std::unique_ptr<Report> last_ = std::make_unique<Report>();
     Clock::time_point last_time_;
 };
-
-log::Settings log_settings(const Config& config) {
-    return {config.log.level, config.log.format, config.log.sink, config.log.file};
-}
 
 std::uint32_t producer_threads(const Config& config) {
     std::uint32_t n = 0;
@@ -348,7 +339,7 @@ class Supervisor {
             changes += what;
         };
         if (next.log != config_.log) {
-            log::reconfigure(log_settings(next));
+            log::reconfigure(next.log);
             config_.log = next.log;
             note("log");
         }

@@ -129,7 +129,7 @@ int run(int argc, char** argv) {
     evfly::block_all_signals();
     const std::uint64_t fd_limit = evfly::raise_fd_limit();
     try {
-        evfly::log::setup({config.log.level, config.log.format, config.log.sink, config.log.file});
+        evfly::log::setup(config.log);
     } catch (const std::system_error& e) {
         std::fprintf(stderr, "evflyd: %s\n", e.what());
         return kExitOsError;

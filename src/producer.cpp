@@ -20,10 +20,6 @@ constexpr std::int64_t kFdBackoffNs = 5'000'000;
 // was stopped) restarts its schedule instead of firing the whole backlog at once.
 constexpr std::int64_t kMaxCatchUpNs = kSecond;
 
-timespec to_timespec(std::int64_t ns) {
-    return timespec{static_cast<time_t>(ns / kSecond), static_cast<long>(ns % kSecond)};
-}
-
 // Absolute-deadline pacing: the n-th fire is due at start + n * period, so sleeping late never
 // accumulates into drift.
 class Pacer {
@@ -357,8 +353,8 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
             continue;
         }
         itimerspec spec{};
-        spec.it_value = to_timespec(first_due);
-        spec.it_interval = to_timespec(config_.interval.count());
+        spec.it_value = to_timespec(Nanos(first_due));
+        spec.it_interval = to_timespec(config_.interval);
         if (::timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, nullptr) != 0) {
             errors.add();
             log::emit(log::Level::err, "timerfd_settime failed",

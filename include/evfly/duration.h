@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,5 +19,11 @@ std::optional<Nanos> parse_duration(std::string_view text, std::string* error = 
 // The shortest exact spelling in the largest unit that divides the value: 1500ms -> "1500ms",
 // 3000ms -> "3s", 0 -> "0s".
 std::string format_duration(Nanos d);
+
+// As the timerfd and clock calls take it. `d` must not be negative.
+inline timespec to_timespec(Nanos d) noexcept {
+    return timespec{static_cast<time_t>(d.count() / 1'000'000'000),
+                    static_cast<long>(d.count() % 1'000'000'000)};
+}
 
 }  // namespace evfly

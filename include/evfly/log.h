@@ -57,13 +57,8 @@ class Field {
     Type type_;
 };
 
-struct Settings {
-    std::string level = "info";
-    LogFormat format = LogFormat::json;
-    LogSink sink = LogSink::automatic;
-    std::string file;
-    bool operator==(const Settings&) const = default;
-};
+// The [log] table of the config: level, format, sink and file.
+using Settings = Config::Log;
 
 // Creates the async logger and its sink. Throws std::system_error when the file sink cannot be
 // opened. Until setup() runs, emit() writes nothing.
