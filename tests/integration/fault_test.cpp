@@ -49,8 +49,7 @@ work = "5ms"
 
 // Waits until evflyd has logged "started" (slow under sanitizers), then lets the load build up.
 void wait_until_running(const Process& p) {
-    for (int i = 0; i < 1000 && p.err().find("\"started\"") == std::string::npos; ++i)
-        std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(evfly::test::wait_logged(p, "started")) << p.err();
     std::this_thread::sleep_for(200ms);
 }
 

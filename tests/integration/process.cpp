@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -172,6 +173,15 @@ long long thread_ctx_switches(pid_t pid, const std::string& prefix) {
         }
     });
     return total;
+}
+
+std::vector<std::string> thread_ids(pid_t pid, const std::string& prefix) {
+    std::vector<std::string> ids;
+    for_threads(pid, prefix, [&](const std::string& task) {
+        ids.push_back(std::filesystem::path(task).filename().string());
+    });
+    std::sort(ids.begin(), ids.end());
+    return ids;
 }
 
 int thread_count(pid_t pid, const std::string& prefix) {

@@ -3,7 +3,6 @@
 #include <signal.h>
 
 #include <filesystem>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -11,7 +10,9 @@
 #include "support.h"
 
 using namespace std::chrono_literals;
+using evfly::test::count_logged;
 using evfly::test::expect_clean;
+using evfly::test::log_lines;
 using evfly::test::NotifySocket;
 using evfly::test::Process;
 using evfly::test::producer;
@@ -19,6 +20,8 @@ using evfly::test::SpawnOptions;
 using evfly::test::summary_of;
 using evfly::test::TempDir;
 using evfly::test::thread_count;
+using evfly::test::thread_ids;
+using evfly::test::wait_logged;
 using nlohmann::json;
 
 namespace {
@@ -27,33 +30,6 @@ namespace {
 void replace_file(const TempDir& dir, const std::string& path, const std::string& text) {
     const std::string tmp = dir.write("next.toml.tmp", text);
     std::filesystem::rename(tmp, path);
-}
-
-// The JSON log lines on the process's stderr so far.
-std::vector<json> log_lines(const Process& p) {
-    std::vector<json> out;
-    for (const auto& line : evfly::test::lines(p.err())) {
-        if (line.empty() || line.front() != '{') continue;
-        out.push_back(json::parse(line));
-    }
-    return out;
-}
-
-std::size_t count_msg(const Process& p, const std::string& msg) {
-    std::size_t n = 0;
-    for (const auto& line : log_lines(p)) n += line["msg"] == msg ? 1U : 0U;
-    return n;
-}
-
-// Waits until `msg` has been logged `count` times; false after `timeout`.
-bool wait_for_msg(const Process& p, const std::string& msg, std::size_t count,
-                  std::chrono::milliseconds timeout = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (count_msg(p, msg) >= count) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return false;
 }
 
 // The first stats line logged after the `nth` line with message `after` (0-based).
@@ -65,18 +41,6 @@ std::optional<json> stats_after(const Process& p, const std::string& after, std:
         if (armed && line["msg"] == "stats") return line;
     }
     return std::nullopt;
-}
-
-// Kernel thread ids by thread name.
-std::map<std::string, std::string> threads_of(pid_t pid) {
-    std::map<std::string, std::string> out;
-    const std::string task = "/proc/" + std::to_string(pid) + "/task";
-    for (const auto& entry : std::filesystem::directory_iterator(task)) {
-        std::string name = evfly::test::read_file(entry.path().string() + "/comm");
-        while (!name.empty() && name.back() == '\n') name.pop_back();
-        out[name + "#" + entry.path().filename().string()] = entry.path().filename().string();
-    }
-    return out;
 }
 
 std::string config_with(int consumers, const std::string& producers,
@@ -123,28 +87,23 @@ TEST(Reload, PoolAndProducersChangeUnderFlatOutLoadLosingNothing) {
     // Read the notify socket as systemd does, all along: sd_notify blocks when nobody reads.
     std::vector<NotifySocket::Message> messages;
     std::jthread reader([&] { messages = notify.until_stopping(60s); });
-    ASSERT_TRUE(wait_for_msg(p, "stats", 2));
+    ASSERT_TRUE(wait_logged(p, "stats", 2));
     EXPECT_EQ(thread_count(p.pid(), "consumer-"), 1);
-    const auto flood_threads = [&p] {
-        std::vector<std::string> tids;
-        for (const auto& [name, tid] : threads_of(p.pid()))
-            if (name.rfind("producer-flood", 0) == 0) tids.push_back(tid);
-        return tids;
-    };
+    const auto flood_threads = [&p] { return thread_ids(p.pid(), "producer-flood"); };
     const auto flood_before = flood_threads();
     ASSERT_EQ(flood_before.size(), 2u);
 
     // 1 -> 8 consumers; "burst" goes, "tick" arrives.
     replace_file(dir, config, config_with(8, std::string(kFlood) + kTick));
     p.signal(SIGHUP);
-    ASSERT_TRUE(wait_for_msg(p, "config reloaded", 1)) << p.err();
+    ASSERT_TRUE(wait_logged(p, "config reloaded", 1)) << p.err();
     // Every change is in place when the reload is reported: 8 consumer threads, "burst"'s
     // thread joined, "flood" untouched (same kernel threads).
     EXPECT_EQ(thread_count(p.pid(), "consumer-"), 8);
     EXPECT_EQ(thread_count(p.pid(), "producer-burst"), 0);
     EXPECT_EQ(thread_count(p.pid(), "producer-tick"), 1);
     EXPECT_EQ(flood_threads(), flood_before);
-    ASSERT_TRUE(wait_for_msg(p, "stats", count_msg(p, "stats") + 2));
+    ASSERT_TRUE(wait_logged(p, "stats", count_logged(p, "stats") + 2));
     const auto stats8 = stats_after(p, "config reloaded", 0);
     ASSERT_TRUE(stats8.has_value());
     EXPECT_EQ((*stats8)["consumers"], 8);
@@ -152,7 +111,7 @@ TEST(Reload, PoolAndProducersChangeUnderFlatOutLoadLosingNothing) {
     // 8 -> 2 consumers; "burst" comes back, "tick" goes.
     replace_file(dir, config, config_with(2, std::string(kFlood) + kBurst));
     p.signal(SIGHUP);
-    ASSERT_TRUE(wait_for_msg(p, "config reloaded", 2)) << p.err();
+    ASSERT_TRUE(wait_logged(p, "config reloaded", 2)) << p.err();
     EXPECT_EQ(thread_count(p.pid(), "consumer-"), 2);
     EXPECT_EQ(thread_count(p.pid(), "producer-tick"), 0);
     EXPECT_EQ(thread_count(p.pid(), "producer-burst"), 1);
@@ -190,12 +149,12 @@ TEST(Reload, InvalidConfigLogsEveryErrorAndKeepsTheRunningOne) {
         "evfly.toml", config_with(3, kFlood, "[metrics]\ntextfile = \"" + metrics + "\"\n"));
     const std::string summary = dir.path() + "/summary.json";
     Process p({"-c", config, "--summary", summary});
-    ASSERT_TRUE(wait_for_msg(p, "stats", 1));
+    ASSERT_TRUE(wait_logged(p, "stats", 1));
     replace_file(
         dir, config,
         "[daemon]\nconsumers = 0\nbogus = 1\n[log]\nsink = \"stderr\"\n" + std::string(kFlood));
     p.signal(SIGHUP);
-    ASSERT_TRUE(wait_for_msg(p, "reload failed; the running config is kept", 1)) << p.err();
+    ASSERT_TRUE(wait_logged(p, "reload failed; the running config is kept", 1)) << p.err();
     std::vector<json> errors;
     for (const auto& line : log_lines(p))
         if (line["msg"] == "config error") errors.push_back(line);
@@ -209,7 +168,7 @@ TEST(Reload, InvalidConfigLogsEveryErrorAndKeepsTheRunningOne) {
     EXPECT_EQ(errors[1]["key"], "daemon.bogus");
     EXPECT_EQ(errors[1]["line"], 3);
     // Still running the old config.
-    ASSERT_TRUE(wait_for_msg(p, "stats", count_msg(p, "stats") + 2));
+    ASSERT_TRUE(wait_logged(p, "stats", count_logged(p, "stats") + 2));
     EXPECT_EQ((*stats_after(p, "reload failed; the running config is kept", 0))["consumers"], 3);
     EXPECT_EQ(thread_count(p.pid(), "consumer-"), 3);
     // The failure is counted for Prometheus too (the metrics file of the config kept).
@@ -228,12 +187,12 @@ TEST(Reload, UnchangedConfigTouchesNothing) {
     TempDir dir;
     const std::string config = dir.write("evfly.toml", config_with(3, std::string(kFlood) + kTick));
     Process p({"-c", config});
-    ASSERT_TRUE(wait_for_msg(p, "stats", 1));
-    const auto before = threads_of(p.pid());
+    ASSERT_TRUE(wait_logged(p, "stats", 1));
+    const auto before = thread_ids(p.pid());
     p.signal(SIGHUP);
-    ASSERT_TRUE(wait_for_msg(p, "config unchanged; nothing to do", 1)) << p.err();
-    EXPECT_EQ(threads_of(p.pid()), before);  // not one thread stopped or started
-    EXPECT_EQ(count_msg(p, "config reloaded"), 0u);
+    ASSERT_TRUE(wait_logged(p, "config unchanged; nothing to do", 1)) << p.err();
+    EXPECT_EQ(thread_ids(p.pid()), before);  // not one thread stopped or started
+    EXPECT_EQ(count_logged(p, "config reloaded"), 0u);
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(20s), 0);
 }
@@ -253,7 +212,7 @@ rate = 200
     const std::string summary = dir.path() + "/summary.json";
     Process p({"-c", config, "--summary", summary});
     std::this_thread::sleep_for(300ms);
-    EXPECT_EQ(count_msg(p, "stats"), 0u);  // stats are off
+    EXPECT_EQ(count_logged(p, "stats"), 0u);  // stats are off
     replace_file(dir, config,
                  "[daemon]\nstats_interval = \"50ms\"\n[log]\nsink = \"file\"\nfile = \"" +
                      log_file + "\"\nformat = \"text\"\nlevel = \"debug\"\n" + paced);
@@ -290,7 +249,7 @@ TEST(Reload, TwoHundredSighupsInTwoSecondsAlternatingValidAndInvalid) {
         dir.write("evfly.toml", config_with(2, std::string(kFlood) + kBurst));
     const std::string summary = dir.path() + "/summary.json";
     Process p({"-c", config, "--summary", summary});
-    ASSERT_TRUE(wait_for_msg(p, "stats", 1));
+    ASSERT_TRUE(wait_logged(p, "stats", 1));
     const std::string invalid = "[daemon]\nconsumers = \"many\"\n" + std::string(kFlood);
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < 200; ++i) {
@@ -320,5 +279,5 @@ TEST(Reload, TwoHundredSighupsInTwoSecondsAlternatingValidAndInvalid) {
     const auto failed = s["reloads"]["failed"].get<std::uint64_t>();
     EXPECT_GT(ok, 10u);
     EXPECT_GT(failed, 10u);
-    EXPECT_EQ(count_msg(p, "reloading the config"), ok + failed);
+    EXPECT_EQ(count_logged(p, "reloading the config"), ok + failed);
 }

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <stdexcept>
+#include <thread>
 
 #include "process.h"
 
@@ -32,6 +33,31 @@ void expect_clean(const nlohmann::json& s) {
     // No fd leaked. At most as many at exit as at start: under ThreadSanitizer the start-up count
     // can include an fd the sanitizer runtime holds for a moment (seen with a busy debug logger).
     EXPECT_LE(s["resources"]["fds_at_exit"].get<int>(), s["resources"]["fds_at_start"].get<int>());
+}
+
+std::vector<nlohmann::json> log_lines(const Process& p) {
+    std::vector<nlohmann::json> out;
+    for (const auto& line : lines(p.err())) {
+        if (line.front() != '{') continue;
+        out.push_back(nlohmann::json::parse(line));
+    }
+    return out;
+}
+
+std::size_t count_logged(const Process& p, const std::string& msg) {
+    std::size_t n = 0;
+    for (const auto& line : log_lines(p)) n += line["msg"] == msg ? 1U : 0U;
+    return n;
+}
+
+bool wait_logged(const Process& p, const std::string& msg, std::size_t count,
+                 std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (count_logged(p, msg) >= count) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
 }
 
 NotifySocket::NotifySocket(const std::string& path) : path_(path) {

@@ -15,6 +15,16 @@ nlohmann::json producer(const nlohmann::json& summary, const std::string& name);
 // Nothing lost, nothing left unread, no consumer error, no fd leaked.
 void expect_clean(const nlohmann::json& s);
 
+class Process;
+
+// The JSON log lines on the process's stderr so far (other lines skipped).
+std::vector<nlohmann::json> log_lines(const Process& p);
+// How many of them have `msg` as their message.
+std::size_t count_logged(const Process& p, const std::string& msg);
+// Waits until `msg` has been logged `count` times; false after `timeout`.
+bool wait_logged(const Process& p, const std::string& msg, std::size_t count = 1,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 // A fake systemd notify socket: what evflyd sends with sd_notify, as it arrives.
 class NotifySocket {
   public:
