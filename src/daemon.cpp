@@ -13,6 +13,7 @@
 #include "evfly/epoll.h"
 #include "evfly/log.h"
 #include "evfly/metrics.h"
+#include "stats_reporter.h"
 
 namespace evfly {
 namespace {
@@ -59,118 +60,6 @@ void reopen_log() {
         std::fprintf(stderr, "evflyd: cannot reopen the log file: %s\n", e.what());
     }
 }
-
-// The Prometheus textfile, if configured. A failure (full disk, missing directory) is logged
-// once until a write succeeds again; the daemon carries on.
-class MetricsFile {
-  public:
-    explicit MetricsFile(std::string path) : path_(std::move(path)) {}
-    // A reload moved or turned off the file: the old one goes, so that node_exporter does not
-    // serve numbers that no longer change.
-    void set_path(std::string path) {
-        if (path == path_) return;
-        if (!path_.empty()) (void)std::remove(path_.c_str());
-        path_ = std::move(path);
-        failing_ = false;
-    }
-    void write(const Report& report, MetricsExtras extras) {
-        if (path_.empty()) return;
-        extras.log_dropped = log::dropped();
-        try {
-            write_textfile(path_, prometheus_text(report, extras));
-            if (failing_)
-                log::emit(log::Level::info, "metrics file written again", {{"path", path_}});
-            failing_ = false;
-        } catch (const std::exception& e) {
-            if (!failing_)
-                log::emit(log::Level::warn, "cannot write the metrics file",
-                          {{"path", path_}, {"error", e.what()}});
-            failing_ = true;
-        }
-    }
-
-  private:
-    std::string path_;
-    bool failing_ = false;
-};
-
-double us(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
-
-class StatsReporter {
-  public:
-    StatsReporter(const Engine& engine, Clock::time_point start)
-        : engine_(engine), last_time_(start) {}
-
-    // Logs one stats line covering the time since the previous one; returns a one-line status.
-    std::string report() {
-        const auto now = Clock::now();
-        auto current = std::make_unique<Report>();
-        engine_.report_into(*current);
-        const double dt = std::chrono::duration<double>(now - last_time_).count();
-        const Totals total = current->totals();
-        const Totals before = last_->totals();
-        // Totals, not per producer: a reload may add or remove producers between two lines.
-        const auto eventfd_values_of = [](const Report& r) {
-            std::uint64_t sum = 0;
-            for (const auto& p : r.producers)
-                if (p.kind == ProducerKind::eventfd) sum += p.value_read;
-            return sum;
-        };
-        const std::uint64_t eventfd_values = eventfd_values_of(*current);
-        const std::uint64_t eventfd_values_before = eventfd_values_of(*last_);
-        const auto rate = [dt](std::uint64_t now_count, std::uint64_t then_count) {
-            return dt > 0 ? static_cast<double>(now_count - then_count) / dt : 0.0;
-        };
-        const Percentiles efd =
-            current->eventfd_latency.since(last_->eventfd_latency).percentiles();
-        const Percentiles tfd =
-            current->timerfd_latency.since(last_->timerfd_latency).percentiles();
-        const double events_per_s = rate(current->events_dispatched, last_->events_dispatched);
-        const double values_per_s = rate(eventfd_values, eventfd_values_before);
-        const std::int64_t in_flight = total.lost;
-        const std::uint32_t consumers = current->consumers;
-        log::emit(log::Level::info, "stats",
-                  {{"interval_s", dt},
-                   {"events_per_s", events_per_s},
-                   {"values_per_s", values_per_s},
-                   {"expirations_per_s", rate(total.expirations, before.expirations)},
-                   {"wakeups_per_s", rate(current->epoll_wakeups, last_->epoll_wakeups)},
-                   {"eventfd_count", efd.count},
-                   {"eventfd_p50_us", us(efd.p50)},
-                   {"eventfd_p90_us", us(efd.p90)},
-                   {"eventfd_p99_us", us(efd.p99)},
-                   {"eventfd_p999_us", us(efd.p999)},
-                   {"eventfd_max_us", us(efd.max)},
-                   {"timerfd_count", tfd.count},
-                   {"timerfd_p50_us", us(tfd.p50)},
-                   {"timerfd_p99_us", us(tfd.p99)},
-                   {"timerfd_max_us", us(tfd.max)},
-                   {"overruns", total.overruns - before.overruns},
-                   {"in_flight", in_flight},
-                   {"consumers", current->consumers},
-                   {"fd_exhaustion", total.fd_exhaustion - before.fd_exhaustion},
-                   {"handler_errors", current->handler_errors - last_->handler_errors},
-                   {"log_dropped", log::dropped()},
-                   {"log_sink_errors", log::sink_errors()}});
-        last_ = std::move(current);
-        last_time_ = now;
-        char status[200];
-        std::snprintf(status, sizeof status,
-                      "%.0f events/s, %.0f values/s, eventfd p99 %.1f us, timerfd p99 %.1f us, "
-                      "%u consumers, %lld in flight",
-                      events_per_s, values_per_s, us(efd.p99), us(tfd.p99), consumers,
-                      static_cast<long long>(in_flight));
-        return status;
-    }
-
-    // The report taken by the last report().
-    [[nodiscard]] const Report& last() const noexcept { return *last_; }
-
-  private:
-    const Engine& engine_;
-    std::unique_ptr<Report> last_ = std::make_unique<Report>();
-    Clock::time_point last_time_;
-};
 
 std::uint32_t producer_threads(const Config& config) {
     std::uint32_t n = 0;

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "evfly/fd.h"
+#include "evfly/log.h"
 
 namespace evfly {
 namespace {
@@ -116,6 +117,28 @@ void write_textfile(const std::string& path, const std::string& text) {
         const int err = errno;
         ::unlink(tmp.c_str());
         throw std::system_error(err, std::generic_category(), "rename to " + path);
+    }
+}
+
+void MetricsFile::set_path(std::string path) {
+    if (path == path_) return;
+    if (!path_.empty()) (void)std::remove(path_.c_str());
+    path_ = std::move(path);
+    failing_ = false;
+}
+
+void MetricsFile::write(const Report& report, MetricsExtras extras) {
+    if (path_.empty()) return;
+    extras.log_dropped = log::dropped();
+    try {
+        write_textfile(path_, prometheus_text(report, extras));
+        if (failing_) log::emit(log::Level::info, "metrics file written again", {{"path", path_}});
+        failing_ = false;
+    } catch (const std::exception& e) {
+        if (!failing_)
+            log::emit(log::Level::warn, "cannot write the metrics file",
+                      {{"path", path_}, {"error", e.what()}});
+        failing_ = true;
     }
 }
 

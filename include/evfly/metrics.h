@@ -25,4 +25,19 @@ std::string prometheus_text(const Report& report, const MetricsExtras& extras);
 // Writes `text` to `path` atomically. Throws std::system_error naming the failing step.
 void write_textfile(const std::string& path, const std::string& text);
 
+// The Prometheus textfile, if configured. A failure (full disk, missing directory) is logged
+// once until a write succeeds again; the daemon carries on. Supervisor thread only.
+class MetricsFile {
+  public:
+    explicit MetricsFile(std::string path) : path_(std::move(path)) {}
+    // A reload moved or turned off the file: the old one goes, so that node_exporter does not
+    // serve numbers that no longer change.
+    void set_path(std::string path);
+    void write(const Report& report, MetricsExtras extras);
+
+  private:
+    std::string path_;
+    bool failing_ = false;
+};
+
 }  // namespace evfly
