@@ -24,9 +24,9 @@ namespace {
 using Value = toml::value;
 using OrderedValue = toml::basic_value<toml::discard_comments, std::map, std::vector>;
 
-const std::set<std::string> kTopKeys{"daemon", "log", "metrics", "producer"};
-const std::set<std::string> kDaemonKeys{"consumers", "max_events", "stats_interval",
-                                        "shutdown_timeout"};
+const std::set<std::string> kTopKeys{"daemon", "log", "metrics", "slo", "producer"};
+const std::set<std::string> kDaemonKeys{"consumers",        "max_events",  "stats_interval",
+                                        "shutdown_timeout", "stall_after", "warmup"};
 const std::set<std::string> kLogKeys{"level", "format", "sink", "file"};
 const std::set<std::string> kMetricsKeys{"textfile"};
 const std::set<std::string> kCommonProducerKeys{"name", "kind", "threads", "work"};
@@ -268,6 +268,33 @@ Config validate(const Value& root, const std::string& file) {
                        std::chrono::hours(24));
         check.duration(*daemon, "daemon.", "shutdown_timeout", config.daemon.shutdown_timeout,
                        std::chrono::milliseconds(1), std::chrono::hours(1));
+        check.duration(*daemon, "daemon.", "stall_after", config.daemon.stall_after, Nanos(0),
+                       std::chrono::hours(1));
+        if (config.daemon.stall_after.count() != 0 &&
+            config.daemon.stall_after < std::chrono::milliseconds(10)) {
+            check.error(*check.find(*daemon, "stall_after"), "daemon.stall_after",
+                        "must be \"0s\" (off) or at least 10ms (got \"" +
+                            format_duration(config.daemon.stall_after) + "\")");
+            config.daemon.stall_after = std::chrono::seconds(1);
+        }
+        check.duration(*daemon, "daemon.", "warmup", config.daemon.warmup, Nanos(0),
+                       std::chrono::hours(1));
+    }
+
+    if (const Value* slo = check.table(root, "slo")) {
+        std::set<std::string> keys(slo_latency_keys().begin(), slo_latency_keys().end());
+        keys.insert(slo_count_keys().begin(), slo_count_keys().end());
+        check.check_keys(*slo, "slo.", keys);
+        for (const auto& key : slo_latency_keys()) {
+            Nanos limit{-1};
+            check.duration(*slo, "slo.", key, limit, Nanos(0), std::chrono::hours(1));
+            if (limit.count() >= 0) config.slo.latency[key] = limit;
+        }
+        for (const auto& key : slo_count_keys()) {
+            std::int64_t limit = -1;
+            check.integer(*slo, "slo.", key, limit, 0, std::numeric_limits<std::int64_t>::max());
+            if (limit >= 0) config.slo.counts[key] = static_cast<std::uint64_t>(limit);
+        }
     }
 
     if (const Value* log = check.table(root, "log")) {
@@ -495,6 +522,23 @@ clock = "monotonic"
     return text;
 }
 
+const std::vector<std::string>& slo_latency_keys() {
+    static const std::vector<std::string> keys = [] {
+        std::vector<std::string> out;
+        for (const char* kind : {"eventfd", "eventfd_delivery", "timerfd"})
+            for (const char* stat : {"p50", "p90", "p99", "p999", "max"})
+                out.push_back(std::string(kind) + "_" + stat);
+        return out;
+    }();
+    return keys;
+}
+
+const std::vector<std::string>& slo_count_keys() {
+    static const std::vector<std::string> keys{"max_lost",   "max_skipped",  "max_late",
+                                               "max_stalls", "max_overruns", "max_clock_jumps"};
+    return keys;
+}
+
 const char* to_string(ProducerKind kind) {
     return kind == ProducerKind::eventfd ? "eventfd" : "timerfd";
 }
@@ -520,13 +564,23 @@ std::string to_toml(const Config& config) {
         {"consumers", config.daemon.consumers},
         {"max_events", config.daemon.max_events},
         {"stats_interval", format_duration(config.daemon.stats_interval)},
-        {"shutdown_timeout", format_duration(config.daemon.shutdown_timeout)}};
+        {"shutdown_timeout", format_duration(config.daemon.shutdown_timeout)},
+        {"stall_after", format_duration(config.daemon.stall_after)},
+        {"warmup", format_duration(config.daemon.warmup)}};
     OrderedValue::table_type log{{"level", config.log.level},
                                  {"format", config.log.format == LogFormat::json ? "json" : "text"},
                                  {"sink", kSinks[static_cast<int>(config.log.sink)]},
                                  {"file", config.log.file}};
     top["log"] = log;
     top["metrics"] = OrderedValue::table_type{{"textfile", config.metrics.textfile}};
+    if (!config.slo.empty()) {
+        OrderedValue::table_type slo;
+        for (const auto& [key, limit] : config.slo.latency)
+            slo.emplace(key, format_duration(limit));
+        for (const auto& [key, limit] : config.slo.counts)
+            slo.emplace(key, static_cast<std::int64_t>(limit));
+        top["slo"] = slo;
+    }
     OrderedValue::array_type producers;
     for (const auto& p : config.producers) {
         OrderedValue::table_type t{{"name", p.name},

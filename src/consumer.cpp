@@ -1,4 +1,5 @@
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -190,10 +191,17 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
                   {{"fd", fd}, {"error", errno_text(errno)}});
         value = 0;
     }
-    const std::int64_t latency = steady_ns() - slot.stamp.load(std::memory_order_relaxed);
+    // The write stamp first, with acquire (it was stored last, with release): the due stamp read
+    // after it belongs to the same fire.
+    const std::int64_t written = slot.written.load(std::memory_order_acquire);
+    const std::int64_t due = slot.stamp.load(std::memory_order_relaxed);
+    const std::int64_t now = steady_ns();
+    slot.written.store(0, std::memory_order_relaxed);  // nothing of this slot in flight now
+    const std::int64_t latency = now - due;
     ProducerThread* owner = slot.owner.load(std::memory_order_relaxed);
     slot.value_read.add(value);
     eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
+    eventfd_delivery.record(static_cast<std::uint64_t>(now > written ? now - written : 0));
     serve(owner->config(), fd, value, latency);
     // close() is the detach, with no EPOLL_CTL_DEL first (one syscall less per event, measured in
     // tests/bench): this is the only descriptor of the eventfd (CLOEXEC, never dup'd, evflyd never
@@ -234,11 +242,17 @@ void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
     const int fd = slot.fd.load(std::memory_order_relaxed);
     std::uint64_t value = 0;
     if (::read(fd, &value, sizeof value) == static_cast<ssize_t>(sizeof value)) {
-        const std::int64_t stamp = slot.stamp.exchange(0, std::memory_order_relaxed);
+        // The due stamp of the oldest fire this read took, and its write stamp; a fire stamped
+        // between the two loads can only make the write stamp younger (delivery shorter).
+        const std::int64_t due = slot.stamp.exchange(0, std::memory_order_acq_rel);
+        const std::int64_t written = slot.written.load(std::memory_order_relaxed);
         slot.value_read.add(value);
-        const std::int64_t latency = stamp != 0 ? steady_ns() - stamp : 0;
-        if (stamp != 0)
+        const std::int64_t now = steady_ns();
+        const std::int64_t latency = due != 0 ? now - due : 0;
+        if (due != 0) {
             eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
+            eventfd_delivery.record(static_cast<std::uint64_t>(now > written ? now - written : 0));
+        }
         const ProducerConfig& producer = slot.owner.load(std::memory_order_relaxed)->config();
         serve(producer, fd, value, latency);
     } else if (errno != EAGAIN) {
@@ -263,27 +277,72 @@ void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t
     const int fd = slot.fd.load(std::memory_order_relaxed);
     const ProducerConfig& producer = slot.owner.load(std::memory_order_relaxed)->config();
     std::uint64_t ticks = 0;
-    if (::read(fd, &ticks, sizeof ticks) == static_cast<ssize_t>(sizeof ticks) && ticks > 0) {
+    ssize_t got = ::read(fd, &ticks, sizeof ticks);
+    if (got == static_cast<ssize_t>(sizeof ticks) && shared_.test_timer_cancel_every != 0 &&
+        producer.clock == CLOCK_REALTIME && ++timer_reads_ % shared_.test_timer_cancel_every == 0) {
+        got = -1;  // test-only: as the kernel does on a clock step, the expirations are dropped
+        errno = ECANCELED;
+    }
+    if (got == static_cast<ssize_t>(sizeof ticks) && ticks > 0) {
         // Lateness is measured from the earliest tick this read reports, on the timer's own clock,
         // so overruns show up as lateness instead of vanishing.
         const std::int64_t due = slot.stamp.load(std::memory_order_relaxed);
         const std::int64_t lateness = clock_ns(producer.clock) - due;
-        slot.stamp.store(due + static_cast<std::int64_t>(ticks) * producer.interval.count(),
-                         std::memory_order_relaxed);
+        const std::int64_t next =
+            producer.interval.count() == 0
+                ? 0  // a one-shot timer has nothing more due
+                : due + static_cast<std::int64_t>(ticks) * producer.interval.count();
+        slot.stamp.store(next, std::memory_order_relaxed);
         slot.value_read.add(ticks);
         if (ticks > 1) slot.overruns.add(ticks - 1);
         timerfd_latency.record(static_cast<std::uint64_t>(lateness > 0 ? lateness : 0));
         serve(producer, fd, ticks, lateness);
-    } else if (errno != EAGAIN) {
+    } else if (got < 0 && errno == ECANCELED) {
+        on_clock_set(slot, fd, producer);
+    } else if (got < 0 && errno != EAGAIN) {
         errors.add();
         log::emit(log::Level::err, "timerfd read failed",
                   {{"fd", fd}, {"error", errno_text(errno)}});
     }
-    if (producer.interval.count() == 0) return;  // one-shot: nothing more will fire
+    // A one-shot timer that has fired has nothing more to report (one re-armed after a clock
+    // step still has its expiry ahead).
+    if (producer.interval.count() == 0 && slot.stamp.load(std::memory_order_relaxed) == 0) return;
     if (const int err = shared_.epoll.rearm(fd, make_token(index, generation)); err != 0) {
         errors.add();
         log::emit(log::Level::err, "epoll_ctl MOD failed",
                   {{"fd", fd}, {"error", errno_text(err)}});
+    }
+}
+
+void ConsumerThread::on_clock_set(Slot& slot, int fd, const ProducerConfig& producer) {
+    // The wall clock was set: the kernel dropped the expirations, and the schedule on the old
+    // clock means nothing now. Re-arm from the new time, so the jump shows neither as lateness
+    // nor as overruns; the slot's mutex is held, so no retire races this.
+    slot.clock_jumps.add();
+    const std::int64_t now = clock_ns(producer.clock);
+    const std::int64_t interval = producer.interval.count();
+    const bool pending = slot.stamp.load(std::memory_order_relaxed) != 0;
+    if (pending) {
+        const std::int64_t due = interval == 0 ? now : now + interval;
+        slot.stamp.store(due, std::memory_order_relaxed);
+        itimerspec spec{};
+        spec.it_value = to_timespec(Nanos(due));
+        spec.it_interval = to_timespec(producer.interval);
+        if (::timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &spec, nullptr) !=
+            0) {
+            errors.add();
+            log::emit(log::Level::err, "timerfd_settime failed after a clock step",
+                      {{"fd", fd}, {"error", errno_text(errno)}});
+        }
+    }
+    // One line per step of the clock, not one per timer: at most one a second.
+    const std::int64_t steady = steady_ns();
+    std::int64_t last = shared_.clock_jump_logged_ns.load(std::memory_order_relaxed);
+    if ((last == 0 || steady - last >= 1'000'000'000) &&
+        shared_.clock_jump_logged_ns.compare_exchange_strong(last, steady,
+                                                             std::memory_order_relaxed)) {
+        log::emit(log::Level::warn, "wall clock set; realtime timers re-armed from the new time",
+                  {{"producer", producer.name}, {"fd", fd}});
     }
 }
 

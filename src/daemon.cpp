@@ -18,7 +18,7 @@
 namespace evfly {
 namespace {
 
-enum Source : std::uint64_t { kSignals, kStats, kRunFor, kWatchdog };
+enum Source : std::uint64_t { kSignals, kStats, kRunFor, kWatchdog, kStall, kWarmup };
 
 using Clock = std::chrono::steady_clock;
 
@@ -77,12 +77,16 @@ class Supervisor {
           start_(Clock::now()),
           signals_(make_signalfd()),
           stats_timer_(make_timer()),
+          stall_timer_(make_timer()),
+          warmup_timer_(make_timer()),
           engine_(config),
           stats_(engine_, start_),
           metrics_(config.metrics.textfile) {
         (void)loop_.add(signals_.get(), EPOLLIN, kSignals);
         (void)loop_.add(stats_timer_.get(), EPOLLIN, kStats);
         set_timer(stats_timer_, config.daemon.stats_interval, config.daemon.stats_interval);
+        (void)loop_.add(stall_timer_.get(), EPOLLIN, kStall);
+        (void)loop_.add(warmup_timer_.get(), EPOLLIN, kWarmup);
         if (options.run_for) {
             run_timer_ = make_timer();
             set_timer(run_timer_, std::max(*options.run_for, Nanos(1)), Nanos(0));
@@ -100,13 +104,23 @@ class Supervisor {
     }
 
     RunResult run() {
+        host_ = host_info(config_);
         engine_.start();
+        begin_warmup();
+        check_stalls();
         log::emit(log::Level::info, "started",
                   {{"version", EVFLY_VERSION},
                    {"config", config_.source},
+                   {"config_hash", host_.config_hash},
                    {"consumers", config_.daemon.consumers},
                    {"producer_threads", producer_threads(config_)},
-                   {"pid", static_cast<std::int64_t>(::getpid())}});
+                   {"pid", static_cast<std::int64_t>(::getpid())},
+                   {"kernel", host_.kernel},
+                   {"cpu_model", host_.cpu_model},
+                   {"online_cpus", host_.online_cpus},
+                   {"clocksource", host_.clocksource},
+                   {"virtualized", host_.virtualized},
+                   {"hypervisor", host_.hypervisor}});
         ::sd_notifyf(0, "READY=1\nSTATUS=running: %u consumers, %u producer threads",
                      config_.daemon.consumers, producer_threads(config_));
         std::string reason;
@@ -138,6 +152,14 @@ class Supervisor {
                     drain_timer(watchdog_timer_);
                     on_watchdog();
                     break;
+                case kStall:
+                    drain_timer(stall_timer_);
+                    check_stalls();
+                    break;
+                case kWarmup:
+                    drain_timer(warmup_timer_);
+                    end_warmup();
+                    break;
                 default:
                     break;
             }
@@ -165,6 +187,36 @@ class Supervisor {
         const std::string status = stats_.report();
         ::sd_notifyf(0, "STATUS=%s", status.c_str());
         metrics_.write(stats_.last(), extras());
+    }
+
+    // The stall canary looks every stall_after while anything fires (a stall is seen within
+    // 2 x stall_after), and not at all while the engine is idle.
+    void check_stalls() {
+        if (config_.daemon.stall_after.count() == 0) {
+            set_timer(stall_timer_, Nanos(0), Nanos(0));
+            return;
+        }
+        set_timer(stall_timer_, engine_.check_stalls(config_.daemon.stall_after), Nanos(0));
+    }
+
+    // Latency recorded for daemon.warmup from now on is left out of the histograms.
+    void begin_warmup() {
+        if (config_.daemon.warmup.count() == 0) return;
+        engine_.begin_warmup();
+        warming_ = true;
+        set_timer(warmup_timer_, config_.daemon.warmup, Nanos(0));
+    }
+
+    void end_warmup() {
+        if (!warming_) return;
+        warming_ = false;
+        engine_.end_warmup();
+        Report report;
+        engine_.report_into(report);
+        log::emit(log::Level::info, "warm-up over; latency counts from now",
+                  {{"warmup_s", std::chrono::duration<double>(config_.daemon.warmup).count()},
+                   {"eventfd_excluded", report.warmup_excluded_eventfd},
+                   {"timerfd_excluded", report.warmup_excluded_timerfd}});
     }
 
     void on_watchdog() {
@@ -236,12 +288,28 @@ class Supervisor {
         if (next.daemon.max_events != config_.daemon.max_events) note("daemon.max_events");
         if (next.daemon.shutdown_timeout != config_.daemon.shutdown_timeout)
             note("daemon.shutdown_timeout");
-        if (next.producers != config_.producers) note("producers");
+        const bool producers_changed = next.producers != config_.producers;
+        if (producers_changed) note("producers");
         engine_.reconfigure(next);
         config_.daemon.consumers = next.daemon.consumers;
         config_.daemon.max_events = next.daemon.max_events;
         config_.daemon.shutdown_timeout = next.daemon.shutdown_timeout;
         config_.producers = next.producers;
+        if (next.daemon.stall_after != config_.daemon.stall_after) {
+            config_.daemon.stall_after = next.daemon.stall_after;
+            note("daemon.stall_after");
+        }
+        if (next.daemon.warmup != config_.daemon.warmup) {
+            config_.daemon.warmup = next.daemon.warmup;
+            note("daemon.warmup");
+        }
+        // New producers warm up as the first ones did.
+        if (producers_changed) begin_warmup();
+        if (next.slo != config_.slo) {
+            config_.slo = next.slo;
+            note("slo");
+        }
+        check_stalls();
         if (next.daemon.stats_interval != config_.daemon.stats_interval) {
             set_timer(stats_timer_, next.daemon.stats_interval, next.daemon.stats_interval);
             config_.daemon.stats_interval = next.daemon.stats_interval;
@@ -285,23 +353,41 @@ class Supervisor {
         }
         RunResult result;
         result.drained = engine_.stop(Clock::now() + config_.daemon.shutdown_timeout);
+        end_warmup();
         engine_.report_into(result.report);
         metrics_.write(result.report, extras());
         result.elapsed_s = std::chrono::duration<double>(Clock::now() - start_).count();
         result.reloads_ok = reloads_ok_;
         result.reloads_failed = reloads_failed_;
+        result.host = host_;
+        result.warmup = config_.daemon.warmup;
+        result.stall_after = config_.daemon.stall_after;
+        result.series.assign(stats_.series().begin(), stats_.series().end());
+        result.series_dropped = stats_.series_dropped();
+        result.slo = evaluate_slo(config_.slo, result.report);
+        for (const auto& v : result.slo.violations) {
+            log::emit(log::Level::err, "SLO violated",
+                      {{"key", v.key}, {"limit", v.limit}, {"actual", v.actual}, {"unit", v.unit}});
+        }
         const Totals totals = result.report.totals();
         log::emit(log::Level::info, "stopped",
                   {{"reason", reason},
                    {"elapsed_s", result.elapsed_s},
+                   {"due", totals.due},
                    {"fired", totals.fired},
+                   {"skipped", totals.skipped},
+                   {"late", totals.late},
                    {"value_written", totals.value_written},
                    {"value_read", totals.value_read},
                    {"lost", totals.lost},
+                   {"stalls", totals.stalls},
                    {"events_dispatched", result.report.events_dispatched},
                    {"epoll_wakeups", result.report.epoll_wakeups},
                    {"reloads_ok", reloads_ok_},
-                   {"reloads_failed", reloads_failed_}});
+                   {"reloads_failed", reloads_failed_},
+                   {"slo", !result.slo.checked   ? "none"
+                           : result.slo.passed() ? "met"
+                                                 : "violated"}});
         return result;
     }
 
@@ -313,6 +399,10 @@ class Supervisor {
     Fd stats_timer_;
     Fd run_timer_;
     Fd watchdog_timer_;
+    Fd stall_timer_;
+    Fd warmup_timer_;
+    bool warming_ = false;
+    HostInfo host_;
     Nanos watchdog_limit_{0};
     bool withholding_ = false;
     Engine engine_;

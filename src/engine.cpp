@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 
 #include "engine_impl.h"
 #include "evfly/log.h"
@@ -47,6 +48,11 @@ void accumulate(ProducerReport& into, const ProducerReport& r) {
     into.write_retries += r.write_retries;
     into.fd_exhaustion += r.fd_exhaustion;
     into.errors += r.errors;
+    into.due += r.due;
+    into.late += r.late;
+    into.skipped += r.skipped;
+    into.stalls += r.stalls;
+    into.clock_jumps += r.clock_jumps;
 }
 
 // The entry for `r`'s producer in `list` (same name and kind), appended with no counts if absent.
@@ -68,7 +74,26 @@ struct ConsumerTotals {
     std::uint64_t errors = 0;
     std::uint64_t handler_errors = 0;
     HistogramSnapshot eventfd_latency;
+    HistogramSnapshot eventfd_delivery;
     HistogramSnapshot timerfd_latency;
+};
+
+// The three latency histograms of a report, as one unit for warm-up bookkeeping.
+struct LatencySet {
+    HistogramSnapshot eventfd_latency;
+    HistogramSnapshot eventfd_delivery;
+    HistogramSnapshot timerfd_latency;
+
+    void merge(const LatencySet& other) {
+        eventfd_latency.merge(other.eventfd_latency);
+        eventfd_delivery.merge(other.eventfd_delivery);
+        timerfd_latency.merge(other.timerfd_latency);
+    }
+    [[nodiscard]] LatencySet since(const LatencySet& earlier) const {
+        return {eventfd_latency.since(earlier.eventfd_latency),
+                eventfd_delivery.since(earlier.eventfd_delivery),
+                timerfd_latency.since(earlier.timerfd_latency)};
+    }
 };
 
 }  // namespace
@@ -125,6 +150,56 @@ struct Engine::Impl {
     std::uint32_t pool_at_stop = 0;      // consumers running when stop() began
     bool started = false;
     bool stopped = false;
+    // Warm-up: latency recorded between begin_warmup() and end_warmup() is left out of reports.
+    bool warming = false;
+    LatencySet warmup_start;  // the histograms when the current warm-up began
+    LatencySet excluded;      // everything recorded during finished warm-ups
+
+    // Every latency sample recorded so far, warm-ups included.
+    void raw_latency(LatencySet& out) const {
+        out.eventfd_latency = departed.eventfd_latency;
+        out.eventfd_delivery = departed.eventfd_delivery;
+        out.timerfd_latency = departed.timerfd_latency;
+        HistogramSnapshot scratch;
+        for (const auto& c : consumers) {
+            c->eventfd_latency.snapshot_into(scratch);
+            out.eventfd_latency.merge(scratch);
+            c->eventfd_delivery.snapshot_into(scratch);
+            out.eventfd_delivery.merge(scratch);
+            c->timerfd_latency.snapshot_into(scratch);
+            out.timerfd_latency.merge(scratch);
+        }
+    }
+
+    // The oldest event in flight of `spec` at `now` (steady ns).
+    InFlightAge oldest_in_flight(const Spec& spec, std::int64_t now) const {
+        InFlightAge oldest;
+        const ProducerConfig& p = spec.config;
+        const bool timer = p.kind == ProducerKind::timerfd;
+        const bool per_event = !timer && p.fd_mode == FdMode::per_event;
+        const std::int64_t clock_now = timer ? detail::clock_ns(p.clock) : now;
+        for (const auto& t : spec.threads) {
+            for (const std::uint32_t index : t->slots()) {
+                const detail::Slot& slot = shared.slots[index];
+                std::int64_t since = 0;
+                if (per_event) {
+                    since = slot.written.load(std::memory_order_acquire);
+                } else if (slot.stamp.load(std::memory_order_acquire) != 0) {
+                    since = timer ? slot.stamp.load(std::memory_order_relaxed)
+                                  : slot.written.load(std::memory_order_relaxed);
+                }
+                if (since == 0 || since >= clock_now) continue;
+                const int fd = slot.fd.load(std::memory_order_relaxed);
+                if (fd < 0) continue;
+                if (clock_now - since > oldest.age_ns) {
+                    oldest.age_ns = clock_now - since;
+                    oldest.producer = p.name;
+                    oldest.fd = fd;
+                }
+            }
+        }
+        return oldest;
+    }
 
     std::unique_ptr<Spec> make_spec(const ProducerConfig& p) {
         auto spec = std::make_unique<Spec>();
@@ -185,6 +260,8 @@ struct Engine::Impl {
         r.kind = spec.config.kind;
         r.fd_mode = spec.config.fd_mode;
         r.threads = spec.config.threads;
+        r.stalls = spec.stalls;
+        const std::int64_t now = detail::steady_ns();
         // What consumers read first: a value is counted as written before it can be read, so
         // this order never shows more read than written.
         for (const auto& t : spec.threads) {
@@ -192,6 +269,7 @@ struct Engine::Impl {
                 const detail::Slot& slot = shared.slots[index];
                 r.value_read += slot.value_read.get();
                 r.overruns += slot.overruns.get();
+                r.clock_jumps += slot.clock_jumps.get();
             }
             r.value_read += t->value_drained.get() + t->expirations_drained.get();
             r.overruns += t->overruns_drained.get();
@@ -200,11 +278,15 @@ struct Engine::Impl {
             r.write_retries += t->write_retries.get();
             r.fd_exhaustion += t->fd_exhaustion.get();
             r.errors += t->errors.get();
+            // Skipped before due: a skip is counted before the schedule moves on.
+            r.skipped += t->skipped.get();
+            r.late += t->late.get();
+            r.due += t->due_by(now);
         }
         if (r.kind == ProducerKind::timerfd) {
             // The kernel fires timers: what was written is what the expirations read say.
             r.expirations = r.value_read;
-            r.fired = r.value_written = r.expirations;
+            r.fired = r.value_written = r.due = r.expirations;
         }
         return r;
     }
@@ -222,6 +304,8 @@ struct Engine::Impl {
             departed.handler_errors += c->handler_errors.get();
             c->eventfd_latency.snapshot_into(scratch);
             departed.eventfd_latency.merge(scratch);
+            c->eventfd_delivery.snapshot_into(scratch);
+            departed.eventfd_delivery.merge(scratch);
             c->timerfd_latency.snapshot_into(scratch);
             departed.timerfd_latency.merge(scratch);
             if (!stopped) ++retired;
@@ -279,6 +363,7 @@ Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {
     shared.test_wedge_ns.store(static_cast<std::int64_t>(env_u64("EVFLY_TEST_WEDGE_CONSUMER_MS")) *
                                1'000'000);
     shared.test_throw_every = env_u64("EVFLY_TEST_THROW_EVERY");
+    shared.test_timer_cancel_every = env_u64("EVFLY_TEST_TIMER_CANCEL_EVERY");
     if (const std::uint64_t v = env_u64("EVFLY_TEST_EVENTFD_VALUE"); v != 0)
         shared.test_eventfd_value = v;
     for (std::uint32_t c = 0; c < config.daemon.consumers; ++c) {
@@ -516,6 +601,71 @@ std::vector<std::uint32_t> Engine::stuck_consumers(std::chrono::nanoseconds limi
     return stuck;
 }
 
+std::chrono::nanoseconds Engine::check_stalls(std::chrono::nanoseconds limit) {
+    Impl& impl = *impl_;
+    const std::int64_t now = detail::steady_ns();
+    bool busy = !impl.retiring.empty();
+    // With nothing in flight and only timers running, the next look is due only after the next
+    // expiry could have stalled, so an idle daemon does not wake for its canary.
+    std::int64_t next_timer = std::numeric_limits<std::int64_t>::max();
+    for (auto* list : {&impl.specs, &impl.retiring}) {
+        for (auto& spec : *list) {
+            const ProducerConfig& p = spec->config;
+            if (p.kind == ProducerKind::eventfd) {
+                busy = true;
+            } else {
+                const std::int64_t clock_now = detail::clock_ns(p.clock);
+                for (const auto& t : spec->threads) {
+                    for (const std::uint32_t index : t->slots()) {
+                        const detail::Slot& slot = impl.shared.slots[index];
+                        const std::int64_t due = slot.stamp.load(std::memory_order_relaxed);
+                        if (due != 0 && slot.fd.load(std::memory_order_relaxed) >= 0)
+                            next_timer =
+                                std::min(next_timer, std::max<std::int64_t>(due - clock_now, 0));
+                    }
+                }
+            }
+            const InFlightAge oldest = impl.oldest_in_flight(*spec, now);
+            if (oldest.age_ns != 0) busy = true;
+            if (oldest.age_ns <= limit.count()) {
+                if (spec->stalled)
+                    log::emit(log::Level::info, "stall over; events in flight move again",
+                              {{"producer", spec->config.name}});
+                spec->stalled = false;
+                continue;
+            }
+            if (spec->stalled) continue;
+            spec->stalled = true;
+            ++spec->stalls;
+            log::emit(log::Level::warn,
+                      "event in flight too long; a wake-up may be lost or stalled",
+                      {{"producer", spec->config.name},
+                       {"fd", oldest.fd},
+                       {"age_s", static_cast<double>(oldest.age_ns) / 1e9},
+                       {"stall_after_s", std::chrono::duration<double>(limit).count()}});
+        }
+    }
+    if (busy) return limit;
+    if (next_timer == std::numeric_limits<std::int64_t>::max()) return std::chrono::nanoseconds(0);
+    return std::chrono::nanoseconds(next_timer) + limit;
+}
+
+void Engine::begin_warmup() {
+    Impl& impl = *impl_;
+    if (impl.warming) return;  // one warm-up at a time; the caller extends it
+    impl.raw_latency(impl.warmup_start);
+    impl.warming = true;
+}
+
+void Engine::end_warmup() {
+    Impl& impl = *impl_;
+    if (!impl.warming) return;
+    LatencySet now;
+    impl.raw_latency(now);
+    impl.excluded.merge(now.since(impl.warmup_start));
+    impl.warming = false;
+}
+
 void Engine::report_into(Report& out) const {
     const Impl& impl = *impl_;
     out.consumers = impl.stopped ? impl.pool_at_stop : impl.running_consumers();
@@ -525,19 +675,31 @@ void Engine::report_into(Report& out) const {
     out.stale_events = impl.departed.stale;
     out.consumer_errors = impl.departed.errors;
     out.handler_errors = impl.departed.handler_errors;
-    out.eventfd_latency = impl.departed.eventfd_latency;
-    out.timerfd_latency = impl.departed.timerfd_latency;
-    HistogramSnapshot scratch;
     for (const auto& c : impl.consumers) {
         out.events_dispatched += c->dispatched.get();
         out.epoll_wakeups += c->wakeups.get();
         out.stale_events += c->stale.get();
         out.consumer_errors += c->errors.get();
         out.handler_errors += c->handler_errors.get();
-        c->eventfd_latency.snapshot_into(scratch);
-        out.eventfd_latency.merge(scratch);
-        c->timerfd_latency.snapshot_into(scratch);
-        out.timerfd_latency.merge(scratch);
+    }
+    LatencySet latency;
+    impl.raw_latency(latency);
+    LatencySet excluded = impl.excluded;
+    if (impl.warming) excluded.merge(latency.since(impl.warmup_start));
+    if (excluded.eventfd_latency.count() + excluded.timerfd_latency.count() != 0)
+        latency = latency.since(excluded);
+    out.eventfd_latency = latency.eventfd_latency;
+    out.eventfd_delivery = latency.eventfd_delivery;
+    out.timerfd_latency = latency.timerfd_latency;
+    out.warmup_excluded_eventfd = excluded.eventfd_latency.count();
+    out.warmup_excluded_timerfd = excluded.timerfd_latency.count();
+    out.oldest_in_flight = InFlightAge{};
+    const std::int64_t now = detail::steady_ns();
+    for (const auto* list : {&impl.specs, &impl.retiring}) {
+        for (const auto& spec : *list) {
+            InFlightAge age = impl.oldest_in_flight(*spec, now);
+            if (age.age_ns > out.oldest_in_flight.age_ns) out.oldest_in_flight = std::move(age);
+        }
     }
     out.producers.clear();
     for (const auto& spec : impl.specs) out.producers.push_back(impl.spec_report(*spec));

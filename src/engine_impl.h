@@ -73,15 +73,22 @@ class ProducerThread;
 struct alignas(64) Slot {
     std::atomic<std::uint32_t> generation{0};
     std::atomic<int> fd{-1};
-    // per-event: fire time (steady ns); persistent: time of the oldest unread fire, 0 if none;
-    // timer: the tick the next read's first expiration was due at (ns on the timer's clock).
+    // When the event was due (steady ns): per-event: the time the schedule called for this fire
+    // (flat out: the write time); persistent: the due time of the oldest unread fire, 0 if none;
+    // timer: the tick the next read's first expiration is due at (ns on the timer's clock), 0
+    // once a one-shot timer has been read.
     std::atomic<std::int64_t> stamp{0};
-    std::atomic<std::uint64_t> value{0};  // per-event: the value written
+    // When the producer wrote (steady ns), for the write -> consume (delivery) part and the age
+    // of what is in flight: per-event: stored last before the write, with release, and zeroed by
+    // the consumer once read (0: nothing in flight); persistent: the write of the oldest unread
+    // fire (meaningful while stamp != 0).
+    std::atomic<std::int64_t> written{0};
     // What consumers read through this slot (timer: expirations), and timer overruns; written by
     // whichever consumer holds the registration.
     Counter value_read;
     Counter overruns;
-    std::mutex mutex;  // persistent and timer slots: consumer vs retire
+    Counter clock_jumps;  // timer: reads that failed with ECANCELED (the wall clock was set)
+    std::mutex mutex;     // persistent and timer slots: consumer vs retire
 
     // Set when the slot is given to a producer thread, published by a generation bump.
     std::atomic<ProducerThread*> owner{nullptr};
@@ -123,6 +130,10 @@ struct Spec {
     std::int64_t epoch_monotonic = 0;
     std::int64_t epoch_boottime = 0;
     std::vector<std::unique_ptr<ProducerThread>> threads;
+    // Stall canary (supervisor thread only): an episode is counted when the oldest event in
+    // flight gets older than stall_after, and ends when it is younger again.
+    bool stalled = false;
+    std::uint64_t stalls = 0;
 
     void set_epoch() noexcept;
     [[nodiscard]] std::int64_t epoch(clockid_t clock) const noexcept {
@@ -156,9 +167,17 @@ class ProducerThread {
 
     [[nodiscard]] const ProducerConfig& config() const noexcept { return config_; }
     [[nodiscard]] const std::vector<std::uint32_t>& slots() const noexcept { return slots_; }
+    // Fires the schedule called for up to `now_ns` (steady), or up to the moment the thread
+    // stopped firing if it has; a flat-out producer has no schedule, so its due is what it fired.
+    [[nodiscard]] std::uint64_t due_by(std::int64_t now_ns) const noexcept;
 
     Counter fired;
     Counter value_written;
+    // Schedule accounting (paced eventfd producers): fires more than one period after their due
+    // time, and scheduled fires given up on (a catch-up beyond kMaxCatchUpNs, or still owed when
+    // the producer stopped), so that due == fired + skipped once the thread has stopped.
+    Counter late;
+    Counter skipped;
     Counter value_drained;  // persistent eventfd values read at retire
     Counter expirations_drained;
     Counter overruns_drained;
@@ -185,15 +204,28 @@ class ProducerThread {
     void retire(Slot& slot);
     // Counts this thread into the engine's start-up handshake, once.
     void started_once();
+    // Paced fire bookkeeping: skips ahead when the schedule is more than kMaxCatchUpNs behind
+    // (counting and logging it), counts a late fire; returns the due time to stamp.
+    std::int64_t on_time_or_skip(std::int64_t due, std::int64_t now);
+    void count_late(std::int64_t due, std::int64_t now);
+    // The thread stops firing: what the schedule still owed is skipped.
+    void close_schedule();
 
     Shared& shared_;
     const Spec& spec_;
     const ProducerConfig& config_;
     std::string name_;
     std::vector<std::uint32_t> slots_;
-    std::uint32_t index_;           // this thread's number within its spec
-    bool out_of_fds_ = false;       // producer thread only
-    bool counted_started_ = false;  // producer thread only
+    std::uint32_t index_;                   // this thread's number within its spec
+    bool out_of_fds_ = false;               // producer thread only
+    bool counted_started_ = false;          // producer thread only
+    bool behind_ = false;                   // producer thread only: in a skipping episode
+    std::uint64_t skipped_in_episode_ = 0;  // producer thread only
+    const std::int64_t period_ns_;          // 0: flat out
+    // Steady ns of the first scheduled fire (0 until the thread runs) and of the moment it
+    // stopped firing (0 while it fires); read by the supervisor for due_by().
+    std::atomic<std::int64_t> schedule_start_ns_{0};
+    std::atomic<std::int64_t> stopped_at_ns_{0};
     std::atomic<std::int64_t> drain_deadline_ns_{0};
 
     std::mutex pool_mutex_;
@@ -222,9 +254,10 @@ class alignas(64) ConsumerThread {
     Counter dispatched;
     Counter stale;
     Counter errors;
-    Counter handler_errors;  // exceptions out of event handlers, caught and counted
-    Histogram eventfd_latency;
-    Histogram timerfd_latency;
+    Counter handler_errors;      // exceptions out of event handlers, caught and counted
+    Histogram eventfd_latency;   // due -> consumed
+    Histogram eventfd_delivery;  // written -> consumed
+    Histogram timerfd_latency;   // lateness behind the due tick
 
   private:
     void run();
@@ -233,6 +266,7 @@ class alignas(64) ConsumerThread {
     void handle_per_event(Slot& slot, std::uint32_t index);
     void handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation);
     void handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation);
+    void on_clock_set(Slot& slot, int fd, const ProducerConfig& producer);
     // The handler proper: the debug line and the modelled work. An exception from it is caught
     // and counted here, so the consumer's own bookkeeping (close or re-arm) always completes.
     void serve(const ProducerConfig& producer, int fd, std::uint64_t value,
@@ -247,8 +281,9 @@ class alignas(64) ConsumerThread {
     std::uint32_t index_;
     std::string name_;
     bool stopping_ = false;
-    bool wedge_armed_ = false;  // EVFLY_TEST_WEDGE_CONSUMER_MS is set and no event handled yet
-    std::uint64_t served_ = 0;  // handler calls, for EVFLY_TEST_THROW_EVERY
+    bool wedge_armed_ = false;       // EVFLY_TEST_WEDGE_CONSUMER_MS is set and no event handled yet
+    std::uint64_t served_ = 0;       // handler calls, for EVFLY_TEST_THROW_EVERY
+    std::uint64_t timer_reads_ = 0;  // realtime timer reads, for EVFLY_TEST_TIMER_CANCEL_EVERY
     std::int64_t handler_error_logged_ns_ = 0;  // at most one handler-failure line a second
     std::uint64_t handler_errors_unlogged_ = 0;
     std::atomic<bool> exited_{false};
@@ -273,6 +308,11 @@ struct Shared {
     // (EVFLY_TEST_EVENTFD_VALUE), to fill a counter towards its maximum.
     std::uint64_t test_throw_every = 0;
     std::uint64_t test_eventfd_value = 1;
+    // Test-only: every Nth read of a realtime timer acts as if the wall clock had been set
+    // (EVFLY_TEST_TIMER_CANCEL_EVERY): its expirations are dropped and ECANCELED handled.
+    std::uint64_t test_timer_cancel_every = 0;
+    // Steady ns of the last "wall clock set" line: one line for a jump, not one per timer.
+    std::atomic<std::int64_t> clock_jump_logged_ns{0};
 
     // Thread lifecycle: each thread counts itself in once it runs, and consumers count
     // themselves out when they leave.

@@ -24,6 +24,18 @@ std::uint64_t HistogramSnapshot::bucket_value(std::size_t bucket) noexcept {
     return low + (width - 1) / 2;
 }
 
+std::uint64_t HistogramSnapshot::bucket_lower(std::size_t bucket) noexcept {
+    if (bucket < kSubBuckets) return bucket;
+    const auto exponent = static_cast<int>(bucket / kSubBuckets) + kSubBits - 1;
+    return (kSubBuckets + bucket % kSubBuckets) << (exponent - kSubBits);
+}
+
+std::uint64_t HistogramSnapshot::bucket_upper(std::size_t bucket) noexcept {
+    if (bucket < kSubBuckets) return bucket;
+    const auto exponent = static_cast<int>(bucket / kSubBuckets) + kSubBits - 1;
+    return bucket_lower(bucket) + (std::uint64_t{1} << (exponent - kSubBits)) - 1;
+}
+
 void HistogramSnapshot::add(std::uint64_t value) noexcept {
     ++counts_[bucket_of(value)];
     ++count_;

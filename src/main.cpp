@@ -23,6 +23,7 @@ constexpr int kExitUsage = EX_USAGE;        // 64
 constexpr int kExitSoftware = EX_SOFTWARE;  // 70
 constexpr int kExitOsError = EX_OSERR;      // 71
 constexpr int kExitConfig = EX_CONFIG;      // 78
+constexpr int kExitSloViolated = 79;        // the run ended, and an [slo] limit was not met
 
 struct Options {
     std::string config_path;
@@ -175,6 +176,15 @@ int run(int argc, char** argv) {
             std::fprintf(stderr, "evflyd: cannot write summary to %s\n",
                          options.summary_path.c_str());
         }
+    }
+    if (result && !result->slo.passed()) {
+        std::fprintf(stderr, "evflyd: SLO violated:");
+        for (const auto& v : result->slo.violations)
+            std::fprintf(stderr, " %s=%llu%s (limit %llu%s)", v.key.c_str(),
+                         static_cast<unsigned long long>(v.actual), v.unit,
+                         static_cast<unsigned long long>(v.limit), v.unit);
+        std::fprintf(stderr, "\n");
+        if (status == kExitOk) status = kExitSloViolated;
     }
     evfly::log::shutdown();
     return status;

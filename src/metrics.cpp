@@ -47,16 +47,16 @@ void counter_family(std::string& out, const Report& report, const char* name, co
     }
 }
 
-void histogram(std::string& out, const char* kind, const HistogramSnapshot& h) {
+void histogram(std::string& out, const char* name, const char* kind, const HistogramSnapshot& h) {
     for (const double bound : kBounds) {
         const auto ns = static_cast<std::uint64_t>(bound * 1e9);
-        line(out, "evfly_latency_seconds_bucket{kind=\"%s\",le=\"%g\"} %llu\n", kind, bound,
+        line(out, "%s_bucket{kind=\"%s\",le=\"%g\"} %llu\n", name, kind, bound,
              static_cast<unsigned long long>(h.count_up_to(ns)));
     }
-    line(out, "evfly_latency_seconds_bucket{kind=\"%s\",le=\"+Inf\"} %llu\n", kind,
+    line(out, "%s_bucket{kind=\"%s\",le=\"+Inf\"} %llu\n", name, kind,
          static_cast<unsigned long long>(h.count()));
-    line(out, "evfly_latency_seconds_sum{kind=\"%s\"} %.9g\n", kind, h.approx_sum() / 1e9);
-    line(out, "evfly_latency_seconds_count{kind=\"%s\"} %llu\n", kind,
+    line(out, "%s_sum{kind=\"%s\"} %.9g\n", name, kind, h.approx_sum() / 1e9);
+    line(out, "%s_count{kind=\"%s\"} %llu\n", name, kind,
          static_cast<unsigned long long>(h.count()));
 }
 
@@ -74,11 +74,33 @@ std::string prometheus_text(const Report& report, const MetricsExtras& extras) {
                    &ProducerReport::value_read);
     counter_family(out, report, "evfly_overruns_total",
                    "Timer expirations beyond the first in one read.", &ProducerReport::overruns);
+    counter_family(out, report, "evfly_schedule_due_total",
+                   "Fires the producer's schedule called for (flat out and timerfd: as fired).",
+                   &ProducerReport::due);
+    counter_family(out, report, "evfly_schedule_late_total",
+                   "Fires made more than one period after their due time.", &ProducerReport::late);
+    counter_family(out, report, "evfly_schedule_skipped_total",
+                   "Scheduled fires given up on (a catch-up beyond 1 s, or owed at the stop).",
+                   &ProducerReport::skipped);
+    counter_family(out, report, "evfly_stalls_total",
+                   "Episodes with an event in flight longer than daemon.stall_after.",
+                   &ProducerReport::stalls);
+    counter_family(out, report, "evfly_clock_jumps_total",
+                   "Realtime timer reads that reported a wall-clock step (ECANCELED).",
+                   &ProducerReport::clock_jumps);
     out +=
-        "# HELP evfly_latency_seconds eventfd: fire to consume; timerfd: lateness behind the due "
-        "tick.\n# TYPE evfly_latency_seconds histogram\n";
-    histogram(out, "eventfd", report.eventfd_latency);
-    histogram(out, "timerfd", report.timerfd_latency);
+        "# HELP evfly_latency_seconds eventfd: from when the event was due to consumed; timerfd: "
+        "lateness behind the due tick.\n# TYPE evfly_latency_seconds histogram\n";
+    histogram(out, "evfly_latency_seconds", "eventfd", report.eventfd_latency);
+    histogram(out, "evfly_latency_seconds", "timerfd", report.timerfd_latency);
+    out +=
+        "# HELP evfly_delivery_seconds eventfd: from the write to consumed.\n"
+        "# TYPE evfly_delivery_seconds histogram\n";
+    histogram(out, "evfly_delivery_seconds", "eventfd", report.eventfd_delivery);
+    line(out,
+         "# HELP evfly_oldest_in_flight_seconds Age of the oldest event in flight (0: none).\n"
+         "# TYPE evfly_oldest_in_flight_seconds gauge\nevfly_oldest_in_flight_seconds %.9g\n",
+         static_cast<double>(report.oldest_in_flight.age_ns) / 1e9);
     line(out,
          "# HELP evfly_consumers Consumer threads.\n# TYPE evfly_consumers gauge\n"
          "evfly_consumers %u\n",

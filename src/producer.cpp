@@ -16,27 +16,29 @@ constexpr std::int64_t kSecond = 1'000'000'000;
 // How long a producer waits for an fd to come back before trying again when the process is out
 // of descriptors. A consumer closing one of ours wakes it sooner.
 constexpr std::int64_t kFdBackoffNs = 5'000'000;
-// A paced producer that falls further behind than this (the host was suspended, or the daemon
-// was stopped) restarts its schedule instead of firing the whole backlog at once.
+// A paced producer that falls further behind than this (the host was suspended, the daemon was
+// stopped, or the pool cannot keep up) skips to the present instead of firing the whole backlog
+// at once. What it skips is counted (skipped) and logged once per episode.
 constexpr std::int64_t kMaxCatchUpNs = kSecond;
 
+std::int64_t period_of(std::uint64_t rate) noexcept {
+    return rate == 0 ? 0 : kSecond / static_cast<std::int64_t>(rate);
+}
+
 // Absolute-deadline pacing: the n-th fire is due at start + n * period, so sleeping late never
-// accumulates into drift.
+// accumulates into drift, and a skip moves on by whole periods, so the schedule stays the same.
 class Pacer {
   public:
-    Pacer(std::uint64_t rate, std::int64_t start)
-        : period_(rate == 0 ? 0
-                            : static_cast<std::int64_t>(kSecond / static_cast<std::int64_t>(rate))),
-          next_(start) {}
+    Pacer(std::int64_t period, std::int64_t start) : period_(period), next_(start) {}
     [[nodiscard]] bool flat_out() const noexcept { return period_ == 0; }
-    // The deadline of the next fire; advances the schedule.
+    // The due time of the next fire; advances the schedule.
     std::int64_t next() noexcept {
         const std::int64_t due = next_;
         next_ += period_;
-        const std::int64_t now = steady_ns();
-        if (now - next_ > kMaxCatchUpNs) next_ = now;
         return due;
     }
+    // Moves the schedule on by `periods` fires that will not happen.
+    void skip(std::int64_t periods) noexcept { next_ += periods * period_; }
 
   private:
     std::int64_t period_;
@@ -52,7 +54,8 @@ ProducerThread::ProducerThread(Shared& shared, const Spec& spec, std::uint32_t i
       config_(spec.config),
       name_("producer-" + config_.name + "-" + std::to_string(index)),
       slots_(std::move(slots)),
-      index_(index) {
+      index_(index),
+      period_ns_(config_.kind == ProducerKind::eventfd ? period_of(config_.rate) : 0) {
     const bool per_event =
         config_.kind == ProducerKind::eventfd && config_.fd_mode == FdMode::per_event;
     if (per_event) {
@@ -70,7 +73,9 @@ ProducerThread::ProducerThread(Shared& shared, const Spec& spec, std::uint32_t i
         slot.mode.store(mode, std::memory_order_release);
         slot.value_read.reset();
         slot.overruns.reset();
+        slot.clock_jumps.reset();
         slot.stamp.store(0, std::memory_order_relaxed);
+        slot.written.store(0, std::memory_order_relaxed);
         // Publishes the fields above to any consumer that sees a registration of this slot; a
         // stale event for the slot's previous owner no longer matches.
         slot.generation.fetch_add(1, std::memory_order_release);
@@ -108,12 +113,59 @@ void ProducerThread::run(const std::stop_token& stop) {
 }
 
 std::int64_t ProducerThread::first_fire() const noexcept {
-    if (config_.rate == 0) return steady_ns();
-    const auto period =
-        static_cast<std::int64_t>(kSecond / static_cast<std::int64_t>(config_.rate));
+    if (period_ns_ == 0) return steady_ns();
     // steady_clock is CLOCK_MONOTONIC on Linux, the clock of epoch_monotonic.
-    return spec_.epoch_monotonic +
-           period * static_cast<std::int64_t>(index_) / static_cast<std::int64_t>(config_.threads);
+    return spec_.epoch_monotonic + period_ns_ * static_cast<std::int64_t>(index_) /
+                                       static_cast<std::int64_t>(config_.threads);
+}
+
+std::uint64_t ProducerThread::due_by(std::int64_t now_ns) const noexcept {
+    if (period_ns_ == 0) return fired.get();
+    const std::int64_t start = schedule_start_ns_.load(std::memory_order_relaxed);
+    if (start == 0) return 0;
+    const std::int64_t stopped = stopped_at_ns_.load(std::memory_order_relaxed);
+    const std::int64_t until = stopped != 0 ? std::min(stopped, now_ns) : now_ns;
+    if (until < start) return 0;
+    return static_cast<std::uint64_t>((until - start) / period_ns_) + 1;
+}
+
+std::int64_t ProducerThread::on_time_or_skip(std::int64_t due, std::int64_t now) {
+    if (now - due <= kMaxCatchUpNs) return due;
+    // Give up on every whole period already past; the fire at hand is then less than one
+    // period late.
+    const std::int64_t periods = (now - due) / period_ns_;
+    const auto count = static_cast<std::uint64_t>(periods);
+    skipped.add(count);
+    skipped_in_episode_ += count;
+    if (!behind_) {
+        behind_ = true;
+        log::emit(log::Level::warn, "producer behind its schedule; skipping what is overdue",
+                  {{"producer", config_.name},
+                   {"behind_s", static_cast<double>(now - due) / 1e9},
+                   {"skipped", count},
+                   {"max_catch_up_s", static_cast<double>(kMaxCatchUpNs) / 1e9}});
+    }
+    return due + periods * period_ns_;
+}
+
+void ProducerThread::count_late(std::int64_t due, std::int64_t now) {
+    if (now - due > period_ns_) {
+        late.add();
+    } else if (behind_) {
+        behind_ = false;
+        log::emit(log::Level::info, "producer back on its schedule",
+                  {{"producer", config_.name}, {"skipped_in_episode", skipped_in_episode_}});
+        skipped_in_episode_ = 0;
+    }
+}
+
+void ProducerThread::close_schedule() {
+    if (period_ns_ == 0) return;
+    const std::int64_t now = steady_ns();
+    stopped_at_ns_.store(now, std::memory_order_relaxed);
+    const std::uint64_t due = due_by(now);
+    const std::uint64_t done = fired.get() + skipped.get();
+    if (due > done) skipped.add(due - done);
 }
 
 bool ProducerThread::sleep_until(const std::stop_token& stop, std::int64_t deadline_ns) {
@@ -189,10 +241,18 @@ int ProducerThread::create_fd(const std::stop_token& stop, const char* what, Mak
 }
 
 void ProducerThread::run_per_event(const std::stop_token& stop) {
-    Pacer pacer(config_.rate, first_fire());
+    Pacer pacer(period_ns_, first_fire());
+    if (!pacer.flat_out()) schedule_start_ns_.store(first_fire(), std::memory_order_relaxed);
     const std::uint64_t value = shared_.test_eventfd_value;
     while (!stop.stop_requested()) {
-        if (!pacer.flat_out() && !sleep_until(stop, pacer.next())) break;
+        std::int64_t due = 0;
+        if (!pacer.flat_out()) {
+            due = pacer.next();
+            if (!sleep_until(stop, due)) break;
+            const std::int64_t resumed = on_time_or_skip(due, steady_ns());
+            pacer.skip((resumed - due) / period_ns_);
+            due = resumed;
+        }
         const std::int64_t acquired = acquire_slot(stop);
         if (acquired < 0) break;
         const auto index = static_cast<std::uint32_t>(acquired);
@@ -205,7 +265,6 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
         Slot& slot = shared_.slots[index];
         const std::uint32_t generation = slot.generation.load(std::memory_order_relaxed);
         slot.fd.store(fd, std::memory_order_relaxed);
-        slot.value.store(value, std::memory_order_relaxed);
         if (const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, generation));
             err != 0) {
             // ENOSPC (max_user_watches) or ENOMEM: treat like fd exhaustion and try again later.
@@ -222,7 +281,16 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
         // and written must never trail read.
         fired.add();
         value_written.add(value);
-        slot.stamp.store(steady_ns(), std::memory_order_relaxed);
+        const std::int64_t now = steady_ns();
+        if (pacer.flat_out()) {
+            due = now;  // no schedule: due when written
+        } else {
+            count_late(due, now);
+        }
+        // Latency counts from the due time, however long the wait for a slot or an fd took; the
+        // write stamp goes last, with release, and the consumer loads it first.
+        slot.stamp.store(due, std::memory_order_relaxed);
+        slot.written.store(now, std::memory_order_release);
         // A fresh counter is 0, so this write cannot meet a full counter; an error here is
         // unexpected and leaves the fd registered and unfired, so retire it ourselves.
         if (::write(fd, &value, sizeof value) != static_cast<ssize_t>(sizeof value)) {
@@ -234,11 +302,13 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
                       {{"producer", config_.name}, {"fd", fd}, {"error", errno_text(err)}});
             (void)shared_.epoll.remove(fd);
             ::close(fd);
+            slot.written.store(0, std::memory_order_relaxed);
             slot.fd.store(-1, std::memory_order_relaxed);
             slot.generation.store(generation + 1, std::memory_order_release);
             free_.push_back(index);
         }
     }
+    close_schedule();
     wait_for_outstanding(drain_deadline_ns_.load(std::memory_order_relaxed));
 }
 
@@ -268,6 +338,7 @@ std::uint64_t ProducerThread::abandon_leftovers() {
     for (const std::uint32_t index : slots_) {
         Slot& slot = shared_.slots[index];
         const int fd = slot.fd.exchange(-1, std::memory_order_acq_rel);
+        slot.written.store(0, std::memory_order_relaxed);
         if (fd < 0) continue;
         (void)shared_.epoll.remove(fd);
         ::close(fd);
@@ -295,14 +366,31 @@ void ProducerThread::run_persistent(const std::stop_token& stop) {
     started_once();
     if (fd < 0) return;
 
-    Pacer pacer(config_.rate, first_fire());
+    Pacer pacer(period_ns_, first_fire());
+    if (!pacer.flat_out()) schedule_start_ns_.store(first_fire(), std::memory_order_relaxed);
     const std::uint64_t value = shared_.test_eventfd_value;
     while (!stop.stop_requested()) {
-        if (!pacer.flat_out() && !sleep_until(stop, pacer.next())) break;
-        // Stamp the oldest unread fire only; a consumer takes the stamp after its read.
+        std::int64_t due = 0;
+        if (!pacer.flat_out()) {
+            due = pacer.next();
+            if (!sleep_until(stop, due)) break;
+            const std::int64_t resumed = on_time_or_skip(due, steady_ns());
+            pacer.skip((resumed - due) / period_ns_);
+            due = resumed;
+        }
         const std::int64_t now = steady_ns();
-        std::int64_t expected = 0;
-        slot.stamp.compare_exchange_strong(expected, now, std::memory_order_relaxed);
+        if (pacer.flat_out()) {
+            due = now;
+        } else {
+            count_late(due, now);
+        }
+        // Stamp the oldest unread fire only (a cheap load first, as most fires find one
+        // unread); the consumer takes the stamp after its read. Only this thread stores a
+        // non-zero stamp, so no compare-exchange is needed.
+        if (slot.stamp.load(std::memory_order_relaxed) == 0) {
+            slot.written.store(now, std::memory_order_relaxed);
+            slot.stamp.store(due, std::memory_order_release);
+        }
         fired.add();
         value_written.add(value);
         while (::write(fd, &value, sizeof value) != static_cast<ssize_t>(sizeof value)) {
@@ -324,6 +412,7 @@ void ProducerThread::run_persistent(const std::stop_token& stop) {
             }
         }
     }
+    close_schedule();
     retire(slot);
 }
 
@@ -333,6 +422,10 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
         const std::uint32_t index = slots_[i];
         Slot& slot = shared_.slots[index];
         const clockid_t clock = config_.clock;
+        // A realtime timer learns of a wall-clock step (ECANCELED on read) instead of firing
+        // the whole jump as overruns.
+        const int settime_flags =
+            TFD_TIMER_ABSTIME | (clock == CLOCK_REALTIME ? TFD_TIMER_CANCEL_ON_SET : 0);
         const int fd = create_fd(stop, "timerfd_create", [clock] {
             return ::timerfd_create(clock, TFD_CLOEXEC | TFD_NONBLOCK);
         });
@@ -355,7 +448,7 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
         itimerspec spec{};
         spec.it_value = to_timespec(Nanos(first_due));
         spec.it_interval = to_timespec(config_.interval);
-        if (::timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, nullptr) != 0) {
+        if (::timerfd_settime(fd, settime_flags, &spec, nullptr) != 0) {
             errors.add();
             log::emit(log::Level::err, "timerfd_settime failed",
                       {{"producer", config_.name}, {"error", errno_text(errno)}});

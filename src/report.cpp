@@ -11,6 +11,11 @@ Totals Report::totals() const noexcept {
         t.expirations += p.expirations;
         t.overruns += p.overruns;
         t.fd_exhaustion += p.fd_exhaustion;
+        t.due += p.due;
+        t.late += p.late;
+        t.skipped += p.skipped;
+        t.stalls += p.stalls;
+        t.clock_jumps += p.clock_jumps;
     }
     t.lost = static_cast<std::int64_t>(t.value_written - t.value_read);
     return t;

@@ -9,6 +9,31 @@ namespace {
 
 double us(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
+const ProducerReport* find(const Report& r, const ProducerReport& like) {
+    for (const auto& p : r.producers)
+        if (p.name == like.name && p.kind == like.kind) return &p;
+    return nullptr;
+}
+
+// Producers behind their schedule: a backlog of more than one fire, or fires late or skipped in
+// this interval. "name:backlog=N,late=N,skipped=N;..." (empty when none is).
+std::string behind(const Report& now, const Report& before) {
+    std::string out;
+    for (const auto& p : now.producers) {
+        const ProducerReport* then = find(before, p);
+        const std::uint64_t late = p.late - (then ? then->late : 0);
+        const std::uint64_t skipped = p.skipped - (then ? then->skipped : 0);
+        if (p.backlog() <= 1 && late == 0 && skipped == 0) continue;
+        char entry[160];
+        std::snprintf(
+            entry, sizeof entry, "%s%s:backlog=%llu,late=%llu,skipped=%llu", out.empty() ? "" : ";",
+            p.name.c_str(), static_cast<unsigned long long>(p.backlog()),
+            static_cast<unsigned long long>(late), static_cast<unsigned long long>(skipped));
+        out += entry;
+    }
+    return out;
+}
+
 }  // namespace
 
 std::string StatsReporter::report() {
@@ -28,19 +53,35 @@ std::string StatsReporter::report() {
     const std::uint64_t eventfd_values = eventfd_values_of(*current);
     const std::uint64_t eventfd_values_before = eventfd_values_of(*last_);
     const auto rate = [dt](std::uint64_t now_count, std::uint64_t then_count) {
-        return dt > 0 ? static_cast<double>(now_count - then_count) / dt : 0.0;
+        return dt > 0 && now_count >= then_count ? static_cast<double>(now_count - then_count) / dt
+                                                 : 0.0;
     };
-    const Percentiles efd = current->eventfd_latency.since(last_->eventfd_latency).percentiles();
-    const Percentiles tfd = current->timerfd_latency.since(last_->timerfd_latency).percentiles();
-    const double events_per_s = rate(current->events_dispatched, last_->events_dispatched);
-    const double values_per_s = rate(eventfd_values, eventfd_values_before);
-    const std::int64_t in_flight = total.lost;
-    const std::uint32_t consumers = current->consumers;
+    const auto delta = [](std::uint64_t now_count, std::uint64_t then_count) {
+        return now_count >= then_count ? now_count - then_count : 0;
+    };
+    IntervalStats s;
+    s.t_s = std::chrono::duration<double>(now - start_).count();
+    s.interval_s = dt;
+    s.eventfd = current->eventfd_latency.since(last_->eventfd_latency).percentiles();
+    s.eventfd_delivery = current->eventfd_delivery.since(last_->eventfd_delivery).percentiles();
+    s.timerfd = current->timerfd_latency.since(last_->timerfd_latency).percentiles();
+    s.events_per_s = rate(current->events_dispatched, last_->events_dispatched);
+    s.values_per_s = rate(eventfd_values, eventfd_values_before);
+    s.expirations_per_s = rate(total.expirations, before.expirations);
+    s.due_per_s = rate(total.due, before.due);
+    s.late = delta(total.late, before.late);
+    s.skipped = delta(total.skipped, before.skipped);
+    s.in_flight = total.lost;
+    s.oldest_in_flight_ns = current->oldest_in_flight.age_ns;
+    s.consumers = current->consumers;
+    const std::string behind_now = behind(*current, *last_);
+    const Percentiles& efd = s.eventfd;
+    const Percentiles& tfd = s.timerfd;
     log::emit(log::Level::info, "stats",
               {{"interval_s", dt},
-               {"events_per_s", events_per_s},
-               {"values_per_s", values_per_s},
-               {"expirations_per_s", rate(total.expirations, before.expirations)},
+               {"events_per_s", s.events_per_s},
+               {"values_per_s", s.values_per_s},
+               {"expirations_per_s", s.expirations_per_s},
                {"wakeups_per_s", rate(current->epoll_wakeups, last_->epoll_wakeups)},
                {"eventfd_count", efd.count},
                {"eventfd_p50_us", us(efd.p50)},
@@ -48,12 +89,22 @@ std::string StatsReporter::report() {
                {"eventfd_p99_us", us(efd.p99)},
                {"eventfd_p999_us", us(efd.p999)},
                {"eventfd_max_us", us(efd.max)},
+               {"delivery_p50_us", us(s.eventfd_delivery.p50)},
+               {"delivery_p99_us", us(s.eventfd_delivery.p99)},
                {"timerfd_count", tfd.count},
                {"timerfd_p50_us", us(tfd.p50)},
                {"timerfd_p99_us", us(tfd.p99)},
                {"timerfd_max_us", us(tfd.max)},
                {"overruns", total.overruns - before.overruns},
-               {"in_flight", in_flight},
+               {"due_per_s", s.due_per_s},
+               {"late", s.late},
+               {"skipped", s.skipped},
+               {"backlog", total.due - std::min(total.due, total.fired + total.skipped)},
+               {"behind", behind_now},
+               {"in_flight", s.in_flight},
+               {"oldest_in_flight_ms", static_cast<double>(s.oldest_in_flight_ns) / 1e6},
+               {"stalls", total.stalls},
+               {"clock_jumps", total.clock_jumps},
                {"consumers", current->consumers},
                {"fd_exhaustion", total.fd_exhaustion - before.fd_exhaustion},
                {"handler_errors", current->handler_errors - last_->handler_errors},
@@ -61,12 +112,21 @@ std::string StatsReporter::report() {
                {"log_sink_errors", log::sink_errors()}});
     last_ = std::move(current);
     last_time_ = now;
-    char status[200];
+    if (series_.size() == kMaxIntervals) {
+        series_.pop_front();
+        ++series_dropped_;
+    }
+    series_.push_back(s);
+    char status[320];
     std::snprintf(status, sizeof status,
                   "%.0f events/s, %.0f values/s, eventfd p99 %.1f us, timerfd p99 %.1f us, "
-                  "%u consumers, %lld in flight",
-                  events_per_s, values_per_s, us(efd.p99), us(tfd.p99), consumers,
-                  static_cast<long long>(in_flight));
+                  "%u consumers, %lld in flight, oldest %.1f ms, %llu skipped, %llu stalls%s%s",
+                  s.events_per_s, s.values_per_s, us(efd.p99), us(tfd.p99), s.consumers,
+                  static_cast<long long>(s.in_flight),
+                  static_cast<double>(s.oldest_in_flight_ns) / 1e6,
+                  static_cast<unsigned long long>(total.skipped),
+                  static_cast<unsigned long long>(total.stalls),
+                  behind_now.empty() ? "" : ", behind: ", behind_now.c_str());
     return status;
 }
 

@@ -22,6 +22,55 @@ nlohmann::ordered_json latency(const HistogramSnapshot& h) {
             {"p99", p.p99},     {"p999", p.p999}, {"max", p.max}};
 }
 
+// The non-empty buckets as [lower, upper, count] (bounds in ns, inclusive): enough to re-derive
+// any percentile (nearest rank; a bucket reports lower + (upper - lower) / 2, capped by the
+// maximum) and to merge runs.
+nlohmann::ordered_json buckets(const HistogramSnapshot& h) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (std::size_t i = 0; i < HistogramSnapshot::kBuckets; ++i) {
+        if (const std::uint64_t n = h.bucket_count(i); n != 0)
+            out.push_back(
+                {HistogramSnapshot::bucket_lower(i), HistogramSnapshot::bucket_upper(i), n});
+    }
+    return out;
+}
+
+nlohmann::ordered_json brief(const Percentiles& p) {
+    return {{"count", p.count}, {"p50", p.p50}, {"p99", p.p99}, {"max", p.max}};
+}
+
+nlohmann::ordered_json series(const RunResult& result) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (const IntervalStats& s : result.series) {
+        out.push_back({{"t_s", s.t_s},
+                       {"interval_s", s.interval_s},
+                       {"events_per_s", s.events_per_s},
+                       {"values_per_s", s.values_per_s},
+                       {"expirations_per_s", s.expirations_per_s},
+                       {"due_per_s", s.due_per_s},
+                       {"late", s.late},
+                       {"skipped", s.skipped},
+                       {"eventfd_ns", brief(s.eventfd)},
+                       {"eventfd_delivery_ns", brief(s.eventfd_delivery)},
+                       {"timerfd_ns", brief(s.timerfd)},
+                       {"in_flight", s.in_flight},
+                       {"oldest_in_flight_ns", s.oldest_in_flight_ns},
+                       {"consumers", s.consumers}});
+    }
+    return out;
+}
+
+nlohmann::ordered_json slo_json(const SloResult& slo) {
+    nlohmann::ordered_json violations = nlohmann::ordered_json::array();
+    for (const auto& v : slo.violations) {
+        violations.push_back(
+            {{"key", v.key}, {"limit", v.limit}, {"actual", v.actual}, {"unit", v.unit}});
+    }
+    return {{"checked", slo.checked}, {"passed", slo.passed()}, {"violations", violations}};
+}
+
+double to_s(Nanos d) { return std::chrono::duration<double>(d).count(); }
+
 }  // namespace
 
 std::uint64_t peak_rss_kib() {
@@ -65,7 +114,13 @@ std::string summary_json(const RunResult& result, const Resources& resources,
                                         {"overruns", p.overruns},
                                         {"write_retries", p.write_retries},
                                         {"fd_exhaustion", p.fd_exhaustion},
-                                        {"errors", p.errors}};
+                                        {"errors", p.errors},
+                                        {"due", p.due},
+                                        {"late", p.late},
+                                        {"skipped", p.skipped},
+                                        {"backlog", p.backlog()},
+                                        {"stalls", p.stalls},
+                                        {"clock_jumps", p.clock_jumps}};
         if (p.kind == ProducerKind::eventfd) entry["fd_mode"] = to_string(p.fd_mode);
         producers.push_back(std::move(entry));
     }
@@ -89,11 +144,42 @@ std::string summary_json(const RunResult& result, const Resources& resources,
           {"handler_errors", report.handler_errors},
           {"fd_exhaustion", totals.fd_exhaustion},
           {"log_dropped", log_dropped},
-          {"log_sink_errors", log::sink_errors()}}},
+          {"log_sink_errors", log::sink_errors()},
+          {"due", totals.due},
+          {"late", totals.late},
+          {"skipped", totals.skipped},
+          {"stalls", totals.stalls},
+          {"clock_jumps", totals.clock_jumps}}},
         {"reloads", {{"ok", result.reloads_ok}, {"failed", result.reloads_failed}}},
         {"latency_ns",
          {{"eventfd", latency(report.eventfd_latency)},
           {"timerfd", latency(report.timerfd_latency)}}},
+        {"delivery_ns", {{"eventfd", latency(report.eventfd_delivery)}}},
+        {"histograms_ns",
+         {{"eventfd", buckets(report.eventfd_latency)},
+          {"eventfd_delivery", buckets(report.eventfd_delivery)},
+          {"timerfd", buckets(report.timerfd_latency)}}},
+        {"warmup",
+         {{"duration_s", to_s(result.warmup)},
+          {"excluded",
+           {{"eventfd", report.warmup_excluded_eventfd},
+            {"timerfd", report.warmup_excluded_timerfd}}}}},
+        {"stall_canary",
+         {{"stall_after_s", to_s(result.stall_after)},
+          {"stalls", totals.stalls},
+          {"oldest_in_flight_ns", report.oldest_in_flight.age_ns}}},
+        {"slo", slo_json(result.slo)},
+        {"host",
+         {{"kernel", result.host.kernel},
+          {"cpu_model", result.host.cpu_model},
+          {"online_cpus", result.host.online_cpus},
+          {"clocksource", result.host.clocksource},
+          {"virtualized", result.host.virtualized},
+          {"hypervisor", result.host.hypervisor},
+          {"evfly_version", result.host.evfly_version},
+          {"config_hash", result.host.config_hash}}},
+        {"timeseries", series(result)},
+        {"timeseries_dropped", result.series_dropped},
         {"resources",
          {{"cpu_user_s", resources.cpu_user_s},
           {"cpu_sys_s", resources.cpu_sys_s},

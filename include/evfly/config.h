@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -46,6 +47,11 @@ struct Config {
         std::uint32_t max_events = 64;
         Nanos stats_interval = std::chrono::seconds(10);
         Nanos shutdown_timeout = std::chrono::seconds(5);
+        // An event in flight longer than this is a stall (logged, counted); 0 turns it off.
+        Nanos stall_after = std::chrono::seconds(1);
+        // Latency recorded this long after the start (or a reload that changes producers) is
+        // left out of the histograms.
+        Nanos warmup{0};
         bool operator==(const Daemon&) const = default;
     } daemon;
     struct Log {
@@ -59,6 +65,16 @@ struct Config {
         std::string textfile;  // node_exporter textfile collector file; empty: none
         bool operator==(const Metrics&) const = default;
     } metrics;
+    // [slo]: limits checked at the stop; a violation is logged and evflyd exits with its own
+    // code. Latency limits by key (eventfd_p99, timerfd_max, eventfd_delivery_p50, ...), count
+    // limits by key (max_lost, max_skipped, max_late, max_stalls, max_overruns,
+    // max_clock_jumps). Empty: no gate.
+    struct Slo {
+        std::map<std::string, Nanos> latency;
+        std::map<std::string, std::uint64_t> counts;
+        [[nodiscard]] bool empty() const noexcept { return latency.empty() && counts.empty(); }
+        bool operator==(const Slo&) const = default;
+    } slo;
     std::vector<ProducerConfig> producers;
 
     bool operator==(const Config&) const = default;
@@ -102,5 +118,10 @@ std::string to_toml(const Config& config);
 const char* to_string(ProducerKind kind);
 const char* to_string(FdMode mode);
 const char* clock_name(clockid_t clock);
+
+// The [slo] keys: latency kinds (eventfd, eventfd_delivery, timerfd) times the statistics
+// (p50, p90, p99, p999, max), and the count limits.
+const std::vector<std::string>& slo_latency_keys();
+const std::vector<std::string>& slo_count_keys();
 
 }  // namespace evfly

@@ -8,10 +8,13 @@
 
 #include <functional>
 #include <optional>
+#include <vector>
 
 #include "evfly/config.h"
 #include "evfly/duration.h"
+#include "evfly/host.h"
 #include "evfly/report.h"
+#include "evfly/slo.h"
 
 namespace evfly {
 
@@ -27,6 +30,14 @@ struct RunResult {
     bool drained = false;  // every value written was read before shutdown_timeout
     std::uint64_t reloads_ok = 0;
     std::uint64_t reloads_failed = 0;
+    HostInfo host;
+    SloResult slo;
+    Nanos warmup{0};       // daemon.warmup in force at the stop
+    Nanos stall_after{0};  // daemon.stall_after in force at the stop
+    // One entry per stats interval (the last StatsReporter::kMaxIntervals), and how many older
+    // ones were let go.
+    std::vector<IntervalStats> series;
+    std::uint64_t series_dropped = 0;
 };
 
 // Throws std::system_error when a resource it needs at start-up cannot be had.

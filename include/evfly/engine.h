@@ -59,6 +59,18 @@ class Engine {
 
     void report_into(Report& out) const;
 
+    // Stall canary: logs a warning naming the producer, the fd and the age when a producer's
+    // oldest event in flight is older than `limit`, once per episode, and counts the episode in
+    // the producer's `stalls`. Returns when to look again: `limit` while anything fires or is in
+    // flight; with only timers and nothing in flight, after the next expiry plus `limit`; 0
+    // (never) when nothing is left to fire.
+    std::chrono::nanoseconds check_stalls(std::chrono::nanoseconds limit);
+
+    // Warm-up: latency recorded from begin_warmup() to end_warmup() is left out of the reported
+    // histograms (counts are not); the reports say how many samples were left out.
+    void begin_warmup();
+    void end_warmup();
+
     // Consumers that have spent longer than `limit` on one event (a stuck handler), by index.
     // An idle consumer, blocked in epoll_wait, is never stuck. Safe from any thread.
     [[nodiscard]] std::vector<std::uint32_t> stuck_consumers(std::chrono::nanoseconds limit) const;

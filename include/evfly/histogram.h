@@ -37,6 +37,13 @@ class HistogramSnapshot {
     static std::size_t bucket_of(std::uint64_t value) noexcept;
     // The value reported for a bucket: the midpoint of the values that map to it.
     static std::uint64_t bucket_value(std::size_t bucket) noexcept;
+    // The smallest and the largest value that map to a bucket (both inclusive); the last bucket
+    // also holds every value above its upper bound.
+    static std::uint64_t bucket_lower(std::size_t bucket) noexcept;
+    static std::uint64_t bucket_upper(std::size_t bucket) noexcept;
+    [[nodiscard]] std::uint64_t bucket_count(std::size_t bucket) const noexcept {
+        return counts_[bucket];
+    }
 
     void add(std::uint64_t value) noexcept;
     void merge(const HistogramSnapshot& other) noexcept;

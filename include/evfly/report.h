@@ -25,6 +25,29 @@ struct ProducerReport {
     std::uint64_t write_retries = 0;  // eventfd writes that met a full counter (EAGAIN)
     std::uint64_t fd_exhaustion = 0;  // episodes of EMFILE/ENFILE when creating an fd
     std::uint64_t errors = 0;         // other failed syscalls (logged)
+    // Schedule accounting. eventfd: fires the schedule called for so far (flat out: = fired),
+    // fires more than one period after their due time, and fires given up on (a catch-up of more
+    // than 1 s, or still owed at the stop); due == fired + skipped once the producer stopped.
+    // timerfd: the kernel keeps the schedule, so due = fired = expirations, and its shortfall
+    // shows as overruns and lateness.
+    std::uint64_t due = 0;
+    std::uint64_t late = 0;
+    std::uint64_t skipped = 0;
+    std::uint64_t stalls = 0;       // episodes with an event in flight longer than stall_after
+    std::uint64_t clock_jumps = 0;  // timerfd (realtime): reads that failed with ECANCELED
+
+    // Scheduled fires neither fired nor skipped yet: the producer is this far behind.
+    [[nodiscard]] std::uint64_t backlog() const noexcept {
+        return due > fired + skipped ? due - fired - skipped : 0;
+    }
+};
+
+// The oldest event in flight: a per-event fd not yet consumed, a persistent value not yet read,
+// or a timer expiration not yet read.
+struct InFlightAge {
+    std::int64_t age_ns = 0;  // 0: nothing in flight
+    std::string producer;
+    int fd = -1;
 };
 
 struct Totals {
@@ -35,6 +58,11 @@ struct Totals {
     std::uint64_t expirations = 0;
     std::uint64_t overruns = 0;
     std::uint64_t fd_exhaustion = 0;  // episodes of EMFILE/ENFILE, all producers
+    std::uint64_t due = 0;
+    std::uint64_t late = 0;
+    std::uint64_t skipped = 0;
+    std::uint64_t stalls = 0;
+    std::uint64_t clock_jumps = 0;
 };
 
 struct Report {
@@ -45,10 +73,34 @@ struct Report {
     std::uint64_t stale_events = 0;       // events for a registration retired meanwhile (stop only)
     std::uint64_t consumer_errors = 0;    // failed reads / epoll_ctl calls in consumers (logged)
     std::uint64_t handler_errors = 0;     // exceptions out of event handlers, caught (logged)
-    HistogramSnapshot eventfd_latency;    // fire to consume, ns
+    HistogramSnapshot eventfd_latency;    // due (as the schedule called for it) to consumed, ns
+    HistogramSnapshot eventfd_delivery;   // written to consumed, ns
     HistogramSnapshot timerfd_latency;    // lateness behind the due tick, ns
+    InFlightAge oldest_in_flight;
+    // Latency samples left out of the histograms above because they were recorded during a
+    // warm-up (daemon.warmup after the start or a reload that changed producers).
+    std::uint64_t warmup_excluded_eventfd = 0;
+    std::uint64_t warmup_excluded_timerfd = 0;
 
     [[nodiscard]] Totals totals() const noexcept;
+};
+
+// One stats interval, as the summary's time series keeps it.
+struct IntervalStats {
+    double t_s = 0;  // end of the interval, seconds since the start
+    double interval_s = 0;
+    double events_per_s = 0;
+    double values_per_s = 0;
+    double expirations_per_s = 0;
+    double due_per_s = 0;
+    std::uint64_t late = 0;
+    std::uint64_t skipped = 0;
+    Percentiles eventfd;
+    Percentiles eventfd_delivery;
+    Percentiles timerfd;
+    std::int64_t in_flight = 0;
+    std::int64_t oldest_in_flight_ns = 0;
+    std::uint32_t consumers = 0;
 };
 
 }  // namespace evfly
