@@ -292,7 +292,7 @@ Config validate(const Value& root, const std::string& file) {
         }
         for (const auto& key : slo_count_keys()) {
             std::int64_t limit = -1;
-            check.integer(*slo, "slo.", key, limit, 0, std::numeric_limits<std::int64_t>::max());
+            check.integer(*slo, "slo.", key, limit, 0, 1'000'000'000'000'000'000);
             if (limit >= 0) config.slo.counts[key] = static_cast<std::uint64_t>(limit);
         }
     }

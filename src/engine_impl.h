@@ -167,8 +167,9 @@ class ProducerThread {
 
     [[nodiscard]] const ProducerConfig& config() const noexcept { return config_; }
     [[nodiscard]] const std::vector<std::uint32_t>& slots() const noexcept { return slots_; }
-    // Fires the schedule called for up to `now_ns` (steady), or up to the moment the thread
-    // stopped firing if it has; a flat-out producer has no schedule, so its due is what it fired.
+    // Fires the schedule called for up to `now_ns` (steady), or in all once the thread stopped
+    // firing (fires due within the last period before the stop excepted); a flat-out producer
+    // has no schedule, so its due is what it fired.
     [[nodiscard]] std::uint64_t due_by(std::int64_t now_ns) const noexcept;
 
     Counter fired;
@@ -222,10 +223,10 @@ class ProducerThread {
     bool behind_ = false;                   // producer thread only: in a skipping episode
     std::uint64_t skipped_in_episode_ = 0;  // producer thread only
     const std::int64_t period_ns_;          // 0: flat out
-    // Steady ns of the first scheduled fire (0 until the thread runs) and of the moment it
-    // stopped firing (0 while it fires); read by the supervisor for due_by().
+    // Steady ns of the first scheduled fire (0 until the thread runs), and the fires due in all
+    // once it stopped firing (-1 while it fires); read by the supervisor for due_by().
     std::atomic<std::int64_t> schedule_start_ns_{0};
-    std::atomic<std::int64_t> stopped_at_ns_{0};
+    std::atomic<std::int64_t> final_due_{-1};
     std::atomic<std::int64_t> drain_deadline_ns_{0};
 
     std::mutex pool_mutex_;

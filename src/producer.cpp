@@ -121,12 +121,11 @@ std::int64_t ProducerThread::first_fire() const noexcept {
 
 std::uint64_t ProducerThread::due_by(std::int64_t now_ns) const noexcept {
     if (period_ns_ == 0) return fired.get();
+    if (const std::int64_t final_due = final_due_.load(std::memory_order_relaxed); final_due >= 0)
+        return static_cast<std::uint64_t>(final_due);
     const std::int64_t start = schedule_start_ns_.load(std::memory_order_relaxed);
-    if (start == 0) return 0;
-    const std::int64_t stopped = stopped_at_ns_.load(std::memory_order_relaxed);
-    const std::int64_t until = stopped != 0 ? std::min(stopped, now_ns) : now_ns;
-    if (until < start) return 0;
-    return static_cast<std::uint64_t>((until - start) / period_ns_) + 1;
+    if (start == 0 || now_ns < start) return 0;
+    return static_cast<std::uint64_t>((now_ns - start) / period_ns_) + 1;
 }
 
 std::int64_t ProducerThread::on_time_or_skip(std::int64_t due, std::int64_t now) {
@@ -161,10 +160,11 @@ void ProducerThread::count_late(std::int64_t due, std::int64_t now) {
 
 void ProducerThread::close_schedule() {
     if (period_ns_ == 0) return;
-    const std::int64_t now = steady_ns();
-    stopped_at_ns_.store(now, std::memory_order_relaxed);
-    const std::uint64_t due = due_by(now);
+    // A fire due within the last period before the stop, and not made, was not late yet: it is
+    // not counted as due. Everything due before that was fired or is given up on now.
     const std::uint64_t done = fired.get() + skipped.get();
+    const std::uint64_t due = std::max(due_by(steady_ns() - period_ns_), done);
+    final_due_.store(static_cast<std::int64_t>(due), std::memory_order_relaxed);
     if (due > done) skipped.add(due - done);
 }
 

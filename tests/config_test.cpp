@@ -95,6 +95,27 @@ TEST(Config, PrintedConfigParsesBackToTheSameConfig) {
     EXPECT_EQ(again.producers[2].fd_mode, evfly::FdMode::persistent);
 }
 
+TEST(Config, CanaryWarmupAndSloKeysParseAndPrintBack) {
+    const Config c = parse_config(
+        "[daemon]\nstall_after = \"250ms\"\nwarmup = \"2s\"\n[slo]\neventfd_p99 = "
+        "\"200us\"\ntimerfd_max = \"5ms\"\nmax_lost = 0\nmax_skipped = 3\n",
+        "slo.toml");
+    EXPECT_EQ(c.daemon.stall_after, std::chrono::milliseconds(250));
+    EXPECT_EQ(c.daemon.warmup, std::chrono::seconds(2));
+    EXPECT_EQ(c.slo.latency.at("eventfd_p99"), std::chrono::microseconds(200));
+    EXPECT_EQ(c.slo.latency.at("timerfd_max"), std::chrono::milliseconds(5));
+    EXPECT_EQ(c.slo.counts.at("max_lost"), 0u);
+    EXPECT_EQ(c.slo.counts.at("max_skipped"), 3u);
+    const Config again = parse_config(evfly::to_toml(c), "printed.toml");
+    EXPECT_EQ(again.daemon, c.daemon);
+    EXPECT_EQ(again.slo, c.slo);
+    // The defaults: a canary after 1 s, no warm-up, no gate.
+    const Config bare = parse_config("[daemon]\n", "bare.toml");
+    EXPECT_EQ(bare.daemon.stall_after, std::chrono::seconds(1));
+    EXPECT_EQ(bare.daemon.warmup.count(), 0);
+    EXPECT_TRUE(bare.slo.empty());
+}
+
 TEST(ConfigErrors, SyntaxErrorNamesTheLine) {
     const auto issues = issues_of("[daemon]\nconsumers = 4\nmax_events = = 3\n");
     ASSERT_EQ(issues.size(), 1u);

@@ -114,6 +114,41 @@ rate = 200
     EXPECT_EQ(r.totals().lost, 0);
 }
 
+TEST(Engine, PacedScheduleAddsUpAtTheStop) {
+    // Paced per-event and persistent producers: once stopped, every fire the schedule called
+    // for was either fired or counted as skipped, and latency counts from the due time.
+    const Report r = run_for(config_of(R"(
+[daemon]
+consumers = 2
+[[producer]]
+name = "per-event"
+kind = "eventfd"
+rate = 1000
+[[producer]]
+name = "persistent"
+kind = "eventfd"
+fd_mode = "persistent"
+rate = 2000
+[[producer]]
+name = "flat"
+kind = "eventfd"
+rate = 0
+max_in_flight = 16
+)"),
+                             300ms);
+    for (const auto& p : r.producers) {
+        EXPECT_EQ(p.due, p.fired + p.skipped) << p.name;
+        EXPECT_EQ(p.backlog(), 0u) << p.name;
+    }
+    EXPECT_GE(r.producers[0].due, 200u);
+    EXPECT_LE(r.producers[0].due, 400u);
+    EXPECT_GE(r.producers[1].due, 400u);
+    // A flat-out producer has no schedule: due is what it fired, never late or skipped.
+    EXPECT_EQ(r.producers[2].skipped + r.producers[2].late, 0u);
+    EXPECT_EQ(r.eventfd_latency.count(), r.eventfd_delivery.count());
+    EXPECT_EQ(r.oldest_in_flight.age_ns, 0);
+}
+
 TEST(Engine, TimersCountExpirationsAndOverruns) {
     const int fds = evfly::count_open_fds();
     double window_ms = 0;

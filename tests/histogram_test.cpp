@@ -96,3 +96,22 @@ TEST(Histogram, EmptyAndHugeValues) {
     EXPECT_EQ(s.max(), ~std::uint64_t{0});
     EXPECT_EQ(s.count(), 1u);
 }
+
+TEST(Histogram, BucketBoundsAreExactlyTheValuesThatMapToTheBucket) {
+    for (std::size_t b = 0; b + 1 < HistogramSnapshot::kBuckets; ++b) {
+        const std::uint64_t lower = HistogramSnapshot::bucket_lower(b);
+        const std::uint64_t upper = HistogramSnapshot::bucket_upper(b);
+        ASSERT_LE(lower, upper) << b;
+        ASSERT_EQ(HistogramSnapshot::bucket_of(lower), b) << b;
+        ASSERT_EQ(HistogramSnapshot::bucket_of(upper), b) << b;
+        ASSERT_EQ(HistogramSnapshot::bucket_of(upper + 1), b + 1) << b;
+        // The reported value is the midpoint, as the summary documents it.
+        ASSERT_EQ(HistogramSnapshot::bucket_value(b), lower + (upper - lower) / 2) << b;
+    }
+    HistogramSnapshot h;
+    h.add(1'000);
+    h.add(1'000);
+    h.add(5'000'000);
+    EXPECT_EQ(h.bucket_count(HistogramSnapshot::bucket_of(1'000)), 2u);
+    EXPECT_EQ(h.bucket_count(HistogramSnapshot::bucket_of(5'000'000)), 1u);
+}
