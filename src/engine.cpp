@@ -66,24 +66,22 @@ ProducerReport& entry_for(std::vector<ProducerReport>& list, const ProducerRepor
     return e;
 }
 
-// Counters of consumers that have left the pool, kept so that reports never go backwards.
-struct ConsumerTotals {
-    std::uint64_t wakeups = 0;
-    std::uint64_t dispatched = 0;
-    std::uint64_t stale = 0;
-    std::uint64_t errors = 0;
-    std::uint64_t handler_errors = 0;
-    HistogramSnapshot eventfd_latency;
-    HistogramSnapshot eventfd_delivery;
-    HistogramSnapshot timerfd_latency;
-};
-
 // The three latency histograms of a report, as one unit for warm-up bookkeeping.
 struct LatencySet {
     HistogramSnapshot eventfd_latency;
     HistogramSnapshot eventfd_delivery;
     HistogramSnapshot timerfd_latency;
 
+    // Adds what a consumer has recorded so far.
+    void add(const ConsumerThread& c) {
+        HistogramSnapshot scratch;
+        c.eventfd_latency.snapshot_into(scratch);
+        eventfd_latency.merge(scratch);
+        c.eventfd_delivery.snapshot_into(scratch);
+        eventfd_delivery.merge(scratch);
+        c.timerfd_latency.snapshot_into(scratch);
+        timerfd_latency.merge(scratch);
+    }
     void merge(const LatencySet& other) {
         eventfd_latency.merge(other.eventfd_latency);
         eventfd_delivery.merge(other.eventfd_delivery);
@@ -94,6 +92,16 @@ struct LatencySet {
                 eventfd_delivery.since(earlier.eventfd_delivery),
                 timerfd_latency.since(earlier.timerfd_latency)};
     }
+};
+
+// Counters of consumers that have left the pool, kept so that reports never go backwards.
+struct ConsumerTotals {
+    std::uint64_t wakeups = 0;
+    std::uint64_t dispatched = 0;
+    std::uint64_t stale = 0;
+    std::uint64_t errors = 0;
+    std::uint64_t handler_errors = 0;
+    LatencySet latency;
 };
 
 }  // namespace
@@ -157,18 +165,8 @@ struct Engine::Impl {
 
     // Every latency sample recorded so far, warm-ups included.
     void raw_latency(LatencySet& out) const {
-        out.eventfd_latency = departed.eventfd_latency;
-        out.eventfd_delivery = departed.eventfd_delivery;
-        out.timerfd_latency = departed.timerfd_latency;
-        HistogramSnapshot scratch;
-        for (const auto& c : consumers) {
-            c->eventfd_latency.snapshot_into(scratch);
-            out.eventfd_latency.merge(scratch);
-            c->eventfd_delivery.snapshot_into(scratch);
-            out.eventfd_delivery.merge(scratch);
-            c->timerfd_latency.snapshot_into(scratch);
-            out.timerfd_latency.merge(scratch);
-        }
+        out = departed.latency;
+        for (const auto& c : consumers) out.add(*c);
     }
 
     // The oldest event in flight of `spec` at `now` (steady ns).
@@ -293,7 +291,6 @@ struct Engine::Impl {
 
     // Joins consumers that left the pool and folds their counters into `departed`.
     void reap_consumers() {
-        HistogramSnapshot scratch;
         std::erase_if(consumers, [&](const std::unique_ptr<ConsumerThread>& c) {
             if (!c->exited()) return false;
             c->join();
@@ -302,12 +299,7 @@ struct Engine::Impl {
             departed.stale += c->stale.get();
             departed.errors += c->errors.get();
             departed.handler_errors += c->handler_errors.get();
-            c->eventfd_latency.snapshot_into(scratch);
-            departed.eventfd_latency.merge(scratch);
-            c->eventfd_delivery.snapshot_into(scratch);
-            departed.eventfd_delivery.merge(scratch);
-            c->timerfd_latency.snapshot_into(scratch);
-            departed.timerfd_latency.merge(scratch);
+            departed.latency.add(*c);
             if (!stopped) ++retired;
             return true;
         });

@@ -69,6 +69,7 @@ inline std::uint32_t token_generation(std::uint64_t token) noexcept {
 enum class SlotMode : std::uint8_t { per_event, persistent, timer };
 
 class ProducerThread;
+class Pacer;
 
 struct alignas(64) Slot {
     std::atomic<std::uint32_t> generation{0};
@@ -205,6 +206,11 @@ class ProducerThread {
     void retire(Slot& slot);
     // Counts this thread into the engine's start-up handshake, once.
     void started_once();
+    // The thread's schedule, from its first fire (spread over one period within the spec).
+    Pacer start_schedule();
+    // Paced: sleeps until the next fire is due and returns its due time (after any skip); flat
+    // out: returns 0 at once; -1 when stopped.
+    std::int64_t wait_due(Pacer& pacer, const std::stop_token& stop);
     // Paced fire bookkeeping: skips ahead when the schedule is more than kMaxCatchUpNs behind
     // (counting and logging it), counts a late fire; returns the due time to stamp.
     std::int64_t on_time_or_skip(std::int64_t due, std::int64_t now);

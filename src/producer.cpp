@@ -25,6 +25,8 @@ std::int64_t period_of(std::uint64_t rate) noexcept {
     return rate == 0 ? 0 : kSecond / static_cast<std::int64_t>(rate);
 }
 
+}  // namespace
+
 // Absolute-deadline pacing: the n-th fire is due at start + n * period, so sleeping late never
 // accumulates into drift, and a skip moves on by whole periods, so the schedule stays the same.
 class Pacer {
@@ -44,8 +46,6 @@ class Pacer {
     std::int64_t period_;
     std::int64_t next_;
 };
-
-}  // namespace
 
 ProducerThread::ProducerThread(Shared& shared, const Spec& spec, std::uint32_t index,
                                std::vector<std::uint32_t> slots)
@@ -126,6 +126,21 @@ std::uint64_t ProducerThread::due_by(std::int64_t now_ns) const noexcept {
     const std::int64_t start = schedule_start_ns_.load(std::memory_order_relaxed);
     if (start == 0 || now_ns < start) return 0;
     return static_cast<std::uint64_t>((now_ns - start) / period_ns_) + 1;
+}
+
+Pacer ProducerThread::start_schedule() {
+    const std::int64_t first = first_fire();
+    if (period_ns_ != 0) schedule_start_ns_.store(first, std::memory_order_relaxed);
+    return Pacer(period_ns_, first);
+}
+
+std::int64_t ProducerThread::wait_due(Pacer& pacer, const std::stop_token& stop) {
+    if (pacer.flat_out()) return 0;
+    const std::int64_t due = pacer.next();
+    if (!sleep_until(stop, due)) return -1;
+    const std::int64_t resumed = on_time_or_skip(due, steady_ns());
+    pacer.skip((resumed - due) / period_ns_);
+    return resumed;
 }
 
 std::int64_t ProducerThread::on_time_or_skip(std::int64_t due, std::int64_t now) {
@@ -241,18 +256,12 @@ int ProducerThread::create_fd(const std::stop_token& stop, const char* what, Mak
 }
 
 void ProducerThread::run_per_event(const std::stop_token& stop) {
-    Pacer pacer(period_ns_, first_fire());
-    if (!pacer.flat_out()) schedule_start_ns_.store(first_fire(), std::memory_order_relaxed);
+    Pacer pacer = start_schedule();
     const std::uint64_t value = shared_.test_eventfd_value;
     while (!stop.stop_requested()) {
-        std::int64_t due = 0;
-        if (!pacer.flat_out()) {
-            due = pacer.next();
-            if (!sleep_until(stop, due)) break;
-            const std::int64_t resumed = on_time_or_skip(due, steady_ns());
-            pacer.skip((resumed - due) / period_ns_);
-            due = resumed;
-        }
+        const std::int64_t due_or_stop = wait_due(pacer, stop);
+        if (due_or_stop < 0) break;
+        std::int64_t due = due_or_stop;
         const std::int64_t acquired = acquire_slot(stop);
         if (acquired < 0) break;
         const auto index = static_cast<std::uint32_t>(acquired);
@@ -366,18 +375,12 @@ void ProducerThread::run_persistent(const std::stop_token& stop) {
     started_once();
     if (fd < 0) return;
 
-    Pacer pacer(period_ns_, first_fire());
-    if (!pacer.flat_out()) schedule_start_ns_.store(first_fire(), std::memory_order_relaxed);
+    Pacer pacer = start_schedule();
     const std::uint64_t value = shared_.test_eventfd_value;
     while (!stop.stop_requested()) {
-        std::int64_t due = 0;
-        if (!pacer.flat_out()) {
-            due = pacer.next();
-            if (!sleep_until(stop, due)) break;
-            const std::int64_t resumed = on_time_or_skip(due, steady_ns());
-            pacer.skip((resumed - due) / period_ns_);
-            due = resumed;
-        }
+        const std::int64_t due_or_stop = wait_due(pacer, stop);
+        if (due_or_stop < 0) break;
+        std::int64_t due = due_or_stop;
         const std::int64_t now = steady_ns();
         if (pacer.flat_out()) {
             due = now;
