@@ -43,7 +43,7 @@ inline void sleep_until_ns(std::int64_t deadline) noexcept {
 
 // --key=value options; every program takes the same set and ignores what it does not use.
 struct Options {
-    std::string workload;  // persistent | per-event | paced | timer | idle | channels
+    std::string workload;  // persistent | per-event | paced | overload | timer | idle | channels
     int producers = 2;
     int consumers = 2;
     int max_events = 64;
@@ -53,6 +53,7 @@ struct Options {
     int timers = 8;
     int channels = 10'000;
     int max_in_flight = 1024;
+    std::int64_t work_ns = 0;  // overload workload: a consumer's busy time per event
     bool pipe = false;  // the floor's pipe variant
     bool oneshot =
         false;  // the floor's persistent workload with EPOLLONESHOT and a re-arm per read
@@ -90,6 +91,8 @@ inline Options parse_options(int argc, char** argv) {
             o.channels = std::stoi(value);
         else if (key == "max-in-flight")
             o.max_in_flight = std::stoi(value);
+        else if (key == "work-us")
+            o.work_ns = std::stoll(value) * 1000;
         else if (key == "oneshot")
             o.oneshot = true;
         else if (key == "pipe")

@@ -6,6 +6,11 @@
 //               the oldest unread write to the read that drains it is recorded.
 //   per-event   a fresh channel per event: create, register (EPOLLET|EPOLLONESHOT), write; the
 //               consumer reads and closes. At most --max-in-flight outstanding per producer.
+//   overload    per-event at --rate per producer, each event costing the consumer --work-us:
+//               more than the pool can take. Latency is counted the honest way, from when each
+//               event was due (latency_ns), and apart from it from the write (delivery_ns, what a
+//               write-stamped measurement reports); fires more than 1 s behind are skipped and
+//               counted, as evflyd does.
 //   timer       --timers timerfds of period --period-us on absolute expiries; lateness per read.
 //   idle        C consumers blocked in epoll_wait with nothing due.
 //   channels    --channels channels registered at once: fds and kernel memory per channel, then
@@ -42,6 +47,7 @@ struct Consumer {
     Padded<std::uint64_t> reads;
     Padded<std::uint64_t> wakeups;
     Samples latency;
+    Samples delivery;  // overload: write to consumed
 };
 
 class Floor {
@@ -252,6 +258,99 @@ class Floor {
             .print();
     }
 
+    void overload() {
+        constexpr std::int64_t kMaxCatchUpNs = 1'000'000'000;
+        constexpr std::size_t kMaxFd = std::size_t{1} << 17;
+        struct Stamps {
+            std::atomic<std::int64_t> due{0};
+            std::atomic<std::int64_t> written{0};
+        };
+        auto stamps = std::make_unique<Stamps[]>(kMaxFd);
+        const auto n = static_cast<std::size_t>(o_.producers);
+        auto outstanding = std::make_unique<Padded<std::atomic<int>>[]>(n);
+        run_consumers([this, &outstanding, &stamps](Consumer& me, std::uint64_t token) {
+            const int fd = static_cast<int>(token & 0xffffffffu);
+            me.values.value += drain(fd);
+            ++me.reads.value;
+            Stamps& st = stamps[static_cast<std::size_t>(fd)];
+            const std::int64_t written = st.written.load(std::memory_order_acquire);
+            const std::int64_t due = st.due.load(std::memory_order_relaxed);
+            const std::int64_t now = bench::now_ns();
+            me.latency.add(now - due);
+            me.delivery.add(now - written);
+            for (const std::int64_t until = now + o_.work_ns; bench::now_ns() < until;) {
+            }
+            ::close(fd);
+            auto& count = outstanding[token >> 32].value;
+            const int before = count.fetch_sub(1, std::memory_order_release);
+            if (before == o_.max_in_flight || before == 1) count.notify_one();
+        });
+        std::atomic<bool> stop{false};
+        std::vector<std::thread> producers;
+        std::vector<Padded<std::uint64_t>> fired(n), skipped(n);
+        const std::int64_t period = 1'000'000'000 / static_cast<std::int64_t>(o_.rate);
+        const std::int64_t start = bench::now_ns();
+        for (std::size_t i = 0; i < n; ++i) {
+            producers.emplace_back([&, i] {
+                bench::name_thread("producer");
+                auto& count = outstanding[i].value;
+                std::int64_t due = start + period * static_cast<std::int64_t>(i) /
+                                               static_cast<std::int64_t>(n);
+                while (!stop.load(std::memory_order_relaxed)) {
+                    bench::sleep_until_ns(due);
+                    if (const std::int64_t behind = bench::now_ns() - due;
+                        behind > kMaxCatchUpNs) {
+                        skipped[i].value += static_cast<std::uint64_t>(behind / period);
+                        due += behind / period * period;
+                    }
+                    int current = count.load(std::memory_order_acquire);
+                    while (current >= o_.max_in_flight) {
+                        count.wait(current, std::memory_order_acquire);
+                        current = count.load(std::memory_order_acquire);
+                    }
+                    count.fetch_add(1, std::memory_order_relaxed);
+                    Channel c;
+                    make_channel(c);
+                    Stamps& st = stamps[static_cast<std::size_t>(c.read_fd)];
+                    st.due.store(due, std::memory_order_relaxed);
+                    st.written.store(bench::now_ns(), std::memory_order_release);
+                    watch(c.read_fd, EPOLLIN | EPOLLET | EPOLLONESHOT,
+                          (std::uint64_t{i} << 32) | static_cast<std::uint32_t>(c.read_fd));
+                    fire(c.write_fd);
+                    ++fired[i].value;
+                    due += period;
+                }
+                for (int left = count.load(); left != 0; left = count.load()) count.wait(left);
+            });
+        }
+        const std::int64_t end = start + static_cast<std::int64_t>(o_.seconds * 1e9);
+        bench::sleep_until_ns(end);
+        stop = true;
+        for (auto& t : producers) t.join();
+        const double elapsed = static_cast<double>(bench::now_ns() - start) / 1e9;
+        stop_consumers();
+        std::uint64_t total_fired = 0, total_skipped = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            total_fired += fired[i].value;
+            total_skipped += skipped[i].value;
+        }
+        // Due: every fire the schedules called for before the stop, as evflyd counts it (a fire
+        // due within the last period is not yet owed).
+        const auto due = static_cast<std::uint64_t>((end - period - start) / period) * n + n;
+        Samples delivery;
+        for (int i = 0; i < o_.consumers; ++i)
+            delivery.merge(consumers_[static_cast<std::size_t>(i)].delivery);
+        bench::Result r = totals(elapsed);
+        r.latency("delivery_ns", delivery)
+            .num("due", static_cast<double>(due))
+            .num("fired", static_cast<double>(total_fired))
+            .num("skipped", static_cast<double>(std::max(due, total_fired) - total_fired))
+            .num("skipped_catching_up", static_cast<double>(total_skipped))
+            .str("workload", "overload")
+            .resources()
+            .print();
+    }
+
     void timer() {
         const auto n = static_cast<std::size_t>(o_.timers);
         struct Timer {
@@ -415,6 +514,8 @@ int main(int argc, char** argv) {
         floor.persistent();
     else if (o.workload == "per-event")
         floor.per_event();
+    else if (o.workload == "overload")
+        floor.overload();
     else if (o.workload == "timer")
         floor.timer();
     else if (o.workload == "idle")
