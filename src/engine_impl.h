@@ -223,8 +223,10 @@ class ProducerThread {
     const ProducerConfig& config_;
     std::string name_;
     std::vector<std::uint32_t> slots_;
-    std::uint32_t index_;                   // this thread's number within its spec
-    bool out_of_fds_ = false;               // producer thread only
+    std::uint32_t index_;      // this thread's number within its spec
+    bool out_of_fds_ = false;  // producer thread only: in an episode of failed fd creation
+    std::int64_t last_fd_failure_ns_ = 0;   // producer thread only
+    std::uint64_t fd_failures_ = 0;         // producer thread only: failed attempts this episode
     bool counted_started_ = false;          // producer thread only
     bool behind_ = false;                   // producer thread only: in a skipping episode
     std::uint64_t skipped_in_episode_ = 0;  // producer thread only
@@ -238,6 +240,7 @@ class ProducerThread {
     std::mutex pool_mutex_;
     std::condition_variable_any pool_cv_;
     std::vector<std::uint32_t> returned_;  // guarded by pool_mutex_
+    std::uint64_t returns_ = 0;            // guarded by pool_mutex_: release_slots() calls
     bool waiting_ = false;                 // guarded by pool_mutex_
     std::vector<std::uint32_t> free_;      // producer thread only (supervisor after join)
 
@@ -318,6 +321,9 @@ struct Shared {
     // Test-only: every Nth read of a realtime timer acts as if the wall clock had been set
     // (EVFLY_TEST_TIMER_CANCEL_EVERY): its expirations are dropped and ECANCELED handled.
     std::uint64_t test_timer_cancel_every = 0;
+    // Test-only: every fd a producer creates fails with this errno (EVFLY_TEST_FD_ERRNO), as
+    // under a seccomp filter that denies eventfd/timerfd_create.
+    int test_fd_errno = 0;
     // Steady ns of the last "wall clock set" line: one line for a jump, not one per timer.
     std::atomic<std::int64_t> clock_jump_logged_ns{0};
 

@@ -14,8 +14,13 @@ namespace {
 
 constexpr std::int64_t kSecond = 1'000'000'000;
 // How long a producer waits for an fd to come back before trying again when the process is out
-// of descriptors. A consumer closing one of ours wakes it sooner.
-constexpr std::int64_t kFdBackoffNs = 5'000'000;
+// of descriptors (or fd creation fails otherwise): from 1 ms, doubling to 100 ms. A consumer
+// closing one of ours wakes it sooner.
+constexpr std::int64_t kFdBackoffMinNs = 1'000'000;
+constexpr std::int64_t kFdBackoffMaxNs = 100'000'000;
+constexpr std::int64_t kFdBackoffNs = 5'000'000;  // after a failed epoll_ctl ADD
+// Failures less than this apart are one episode: logged and counted once.
+constexpr std::int64_t kFdEpisodeGapNs = kSecond;
 // A paced producer that falls further behind than this (the host was suspended, the daemon was
 // stopped, or the pool cannot keep up) skips to the present instead of firing the whole backlog
 // at once. What it skips is counted (skipped) and logged once per episode.
@@ -211,29 +216,42 @@ std::int64_t ProducerThread::acquire_slot(const std::stop_token& stop) {
 void ProducerThread::release_slots(const std::uint32_t* indices, std::size_t count) {
     std::lock_guard lock(pool_mutex_);
     returned_.insert(returned_.end(), indices, indices + count);
+    ++returns_;
     if (waiting_) pool_cv_.notify_one();
 }
 
 template <typename Make>
 int ProducerThread::create_fd(const std::stop_token& stop, const char* what, Make make) {
-    std::uint64_t attempts = 0;
+    std::int64_t backoff_ns = kFdBackoffMinNs;
     while (!stop.stop_requested()) {
-        const int fd = make();
+        int fd = -1;
+        if (shared_.test_fd_errno == 0) {
+            fd = make();
+        } else {
+            errno = shared_.test_fd_errno;  // test-only: EVFLY_TEST_FD_ERRNO
+        }
         if (fd >= 0) {
-            if (out_of_fds_) {
+            // The episode is over once fds have come easily for a while: a producer at its
+            // limit takes each fd as it comes back, and that is one episode, not hundreds.
+            if (out_of_fds_ && steady_ns() - last_fd_failure_ns_ > kFdEpisodeGapNs) {
                 out_of_fds_ = false;
                 log::emit(log::Level::info, "file descriptors available again",
-                          {{"producer", config_.name}, {"retries", attempts}});
+                          {{"producer", config_.name}, {"failed_attempts", fd_failures_}});
+                fd_failures_ = 0;
             }
             return fd;
         }
         const int err = errno;
+        // Whatever the error, this thread is up: never hold up the engine's start (nor, with
+        // it, the supervisor and its signals) waiting for an fd.
+        started_once();
+        const std::int64_t now = steady_ns();
+        const bool new_episode = !out_of_fds_ || now - last_fd_failure_ns_ > kFdEpisodeGapNs;
+        out_of_fds_ = true;
+        last_fd_failure_ns_ = now;
+        ++fd_failures_;
         if (err == EMFILE || err == ENFILE || err == ENOMEM) {
-            // Waiting for fds must not hold up the engine's start (nor, with it, the supervisor
-            // and its signals): count this thread as started and keep trying.
-            started_once();
-            if (!out_of_fds_) {
-                out_of_fds_ = true;
+            if (new_episode) {
                 fd_exhaustion.add();
                 log::emit(
                     log::Level::warn, "out of file descriptors, backing off",
@@ -241,16 +259,20 @@ int ProducerThread::create_fd(const std::stop_token& stop, const char* what, Mak
             }
         } else {
             errors.add();
-            log::emit(log::Level::err, "cannot create fd",
-                      {{"producer", config_.name}, {"syscall", what}, {"error", errno_text(err)}});
+            if (new_episode)
+                log::emit(
+                    log::Level::err, "cannot create fd; retrying with back-off",
+                    {{"producer", config_.name}, {"syscall", what}, {"error", errno_text(err)}});
         }
-        ++attempts;
-        // Wait for one of our fds to be closed by a consumer, or a little while.
+        // Wait for one of our fds to come back (a new return, not one already waiting in
+        // returned_), or the back-off, which doubles up to kFdBackoffMaxNs while this lasts.
         std::unique_lock lock(pool_mutex_);
+        const std::uint64_t seen = returns_;
         waiting_ = true;
-        pool_cv_.wait_for(lock, stop, std::chrono::nanoseconds(kFdBackoffNs),
-                          [this] { return !returned_.empty(); });
+        pool_cv_.wait_for(lock, stop, std::chrono::nanoseconds(backoff_ns),
+                          [this, seen] { return returns_ != seen; });
         waiting_ = false;
+        backoff_ns = std::min(backoff_ns * 2, kFdBackoffMaxNs);
     }
     return -1;
 }

@@ -175,6 +175,23 @@ long long thread_ctx_switches(pid_t pid, const std::string& prefix) {
     return total;
 }
 
+double thread_cpu_seconds(pid_t pid, const std::string& prefix) {
+    double total = 0;
+    const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    for_threads(pid, prefix, [&](const std::string& task) {
+        // Fields 14 and 15 (utime, stime) follow the ")" that ends the thread's name.
+        const std::string stat = read_file(task + "/stat");
+        std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+        std::string field;
+        for (int i = 3; i <= 13 && rest >> field; ++i) {
+        }
+        long long utime = 0, stime = 0;
+        rest >> utime >> stime;
+        total += static_cast<double>(utime + stime) / ticks;
+    });
+    return total;
+}
+
 std::vector<std::string> thread_ids(pid_t pid, const std::string& prefix) {
     std::vector<std::string> ids;
     for_threads(pid, prefix, [&](const std::string& task) {

@@ -64,6 +64,8 @@ std::vector<std::string> lines(const std::string& text);
 // Sum of voluntary context switches of the threads of `pid` whose name starts with `prefix`.
 long long thread_ctx_switches(pid_t pid, const std::string& prefix);
 int thread_count(pid_t pid, const std::string& prefix);
+// CPU time (user + system, seconds) of the threads of `pid` whose name starts with `prefix`.
+double thread_cpu_seconds(pid_t pid, const std::string& prefix);
 // Kernel thread ids (sorted) of the threads of `pid` whose name starts with `prefix`.
 std::vector<std::string> thread_ids(pid_t pid, const std::string& prefix = "");
 
