@@ -157,6 +157,33 @@ class JsonFormatter final : public spdlog::formatter {
     }
 };
 
+// "msg key=value ...": the text format without timestamp, level and thread, which is also the
+// journal's MESSAGE. Strings with blanks, quotes or '=' are quoted and escaped.
+std::string text_line(std::string_view payload) {
+    std::string fields;
+    const std::string_view text =
+        decode(payload, [&](std::string_view key, Field::Type type, std::string_view value) {
+            fields += ' ';
+            fields += key;
+            fields += '=';
+            const bool quote =
+                type == Field::Type::string &&
+                (value.empty() || value.find_first_of(" \"=\t\n") != std::string_view::npos);
+            if (quote) {
+                fields += '"';
+                json_escape(value, fields);
+                fields += '"';
+            } else {
+                fields += value;
+            }
+        });
+    std::string line;
+    line.reserve(text.size() + fields.size());
+    for (const char c : text) line += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
+    line += fields;
+    return line;
+}
+
 class TextFormatter final : public spdlog::formatter {
   public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
@@ -168,25 +195,7 @@ class TextFormatter final : public spdlog::formatter {
         line += " [";
         line += thread_name(msg.thread_id);
         line += "] ";
-        std::string fields;
-        const std::string_view text = decode(
-            payload_of(msg), [&](std::string_view key, Field::Type type, std::string_view value) {
-                fields += ' ';
-                fields += key;
-                fields += '=';
-                const bool quote =
-                    type == Field::Type::string &&
-                    (value.empty() || value.find_first_of(" \"=\t\n") != std::string_view::npos);
-                if (quote) {
-                    fields += '"';
-                    json_escape(value, fields);
-                    fields += '"';
-                } else {
-                    fields += value;
-                }
-            });
-        for (const char c : text) line += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
-        line += fields;
+        line += text_line(payload_of(msg));
         line += '\n';
         dest.append(line.data(), line.data() + line.size());
     }
@@ -213,29 +222,16 @@ int syslog_priority(Level level) {
     }
 }
 
-// Sends each line to the journal with its fields as EVFLY_* journal fields.
+// Sends each line to the journal: MESSAGE is the line as the text format shows it (what
+// `journalctl -u evfly` prints), and every field is also its own EVFLY_* journal field.
 class JournaldSink final : public spdlog::sinks::base_sink<std::mutex> {
   protected:
     void sink_it_(const spdlog::details::log_msg& msg) override {
-        std::vector<std::string> items;
-        items.reserve(8);
-        items.push_back("PRIORITY=" + std::to_string(syslog_priority(msg.level)));
-        items.emplace_back("SYSLOG_IDENTIFIER=evflyd");
-        items.push_back("EVFLY_THREAD=" + thread_name(msg.thread_id));
-        const std::string_view text =
-            decode(payload_of(msg), [&](std::string_view key, Field::Type, std::string_view value) {
-                std::string item = "EVFLY_";
-                for (const char c : key)
-                    item += static_cast<char>(std::isalnum(static_cast<unsigned char>(c))
-                                                  ? std::toupper(static_cast<unsigned char>(c))
-                                                  : '_');
-                item += '=';
-                item += value;
-                items.push_back(std::move(item));
-            });
-        items.push_back("MESSAGE=" + std::string(text));
+        const std::vector<std::string> items =
+            journal_entry(msg.level, thread_name(msg.thread_id), payload_of(msg));
         std::vector<iovec> iov(items.size());
-        for (std::size_t i = 0; i < items.size(); ++i) iov[i] = {items[i].data(), items[i].size()};
+        for (std::size_t i = 0; i < items.size(); ++i)
+            iov[i] = {const_cast<char*>(items[i].data()), items[i].size()};
         if (const int rc = ::sd_journal_sendv(iov.data(), static_cast<int>(iov.size())); rc < 0) {
             throw spdlog::spdlog_ex("sd_journal_sendv failed", -rc);
         }
@@ -265,6 +261,27 @@ Field::Field(std::string_view key, double value) : key_(key), type_(Type::number
     } else {
         number_ = "null";
     }
+}
+
+std::vector<std::string> journal_entry(Level level, std::string_view thread,
+                                       std::string_view payload) {
+    std::vector<std::string> items;
+    items.reserve(8);
+    items.push_back("MESSAGE=" + text_line(payload));
+    items.push_back("PRIORITY=" + std::to_string(syslog_priority(level)));
+    items.emplace_back("SYSLOG_IDENTIFIER=evflyd");
+    items.push_back("EVFLY_THREAD=" + std::string(thread));
+    decode(payload, [&](std::string_view key, Field::Type, std::string_view value) {
+        std::string item = "EVFLY_";
+        for (const char c : key)
+            item += static_cast<char>(std::isalnum(static_cast<unsigned char>(c))
+                                          ? std::toupper(static_cast<unsigned char>(c))
+                                          : '_');
+        item += '=';
+        item += value;
+        items.push_back(std::move(item));
+    });
+    return items;
 }
 
 void json_escape(std::string_view text, std::string& out) {

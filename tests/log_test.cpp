@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/details/log_msg.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -83,6 +84,29 @@ TEST(LogText, IsOneReadableLine) {
     EXPECT_NE(line.find("] stats events_per_s=10.000 config=\"/etc/evfly/a b.toml\"\n"),
               std::string::npos)
         << line;
+}
+
+// journalctl -u evfly prints MESSAGE: it must carry the numbers, not a bare "stats".
+TEST(LogJournal, MessageIsTheReadableLineAndEveryFieldStaysAField) {
+    const auto items =
+        evfly::log::journal_entry(spdlog::level::info, "supervisor",
+                                  evfly::log::encode("stats", {{"events_per_s", 10.0},
+                                                               {"eventfd_p99_us", 42.5},
+                                                               {"behind", "paced:backlog=3"},
+                                                               {"config", "/etc/evfly/a b.toml"}}));
+    const auto has = [&](const std::string& item) {
+        return std::find(items.begin(), items.end(), item) != items.end();
+    };
+    EXPECT_TRUE(
+        has("MESSAGE=stats events_per_s=10.000 eventfd_p99_us=42.500 "
+            "behind=\"paced:backlog=3\" config=\"/etc/evfly/a b.toml\""))
+        << ::testing::PrintToString(items);
+    EXPECT_TRUE(has("PRIORITY=6"));
+    EXPECT_TRUE(has("SYSLOG_IDENTIFIER=evflyd"));
+    EXPECT_TRUE(has("EVFLY_THREAD=supervisor"));
+    EXPECT_TRUE(has("EVFLY_EVENTS_PER_S=10.000"));
+    EXPECT_TRUE(has("EVFLY_EVENTFD_P99_US=42.500"));
+    EXPECT_TRUE(has("EVFLY_CONFIG=/etc/evfly/a b.toml"));
 }
 
 TEST(LogEncode, SeparatorsInsideValuesCannotForgeFields) {

@@ -6,8 +6,9 @@
 //   json     one JSON object per line: ts (RFC 3339 UTC, microseconds), level, thread, msg, fields;
 //            valid JSON for any input (control characters escaped, invalid UTF-8 replaced);
 //   text     "ts level [thread] msg key=value ...";
-//   journald one journal entry per line: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=evflyd, and every
-//            field as EVFLY_<KEY>.
+//   journald one journal entry per line: MESSAGE (the text line without timestamp, level and
+//            thread, so `journalctl -u evfly` shows the numbers), PRIORITY,
+//            SYSLOG_IDENTIFIER=evflyd, and every field as EVFLY_<KEY>.
 //
 // Threading: everything here is safe from any thread once setup() has returned; setup() and
 // shutdown() run on the supervisor thread.
@@ -22,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "evfly/config.h"
 
@@ -86,6 +88,11 @@ void set_thread_name(const std::string& name);
 // Exposed for tests and benchmarks: the payload encoding and the line formatters.
 std::string encode(std::string_view msg, std::initializer_list<Field> fields);
 std::unique_ptr<spdlog::formatter> make_formatter(LogFormat format);
+// The journal entry of one line: MESSAGE (the line as the text format prints it, without
+// timestamp, level and thread), PRIORITY, SYSLOG_IDENTIFIER, EVFLY_THREAD and every field as
+// EVFLY_<KEY>. `payload` is what encode() made.
+std::vector<std::string> journal_entry(Level level, std::string_view thread,
+                                       std::string_view payload);
 // Appends `text` to `out` as the inside of a JSON string.
 void json_escape(std::string_view text, std::string& out);
 const char* level_name(Level level) noexcept;
