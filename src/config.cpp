@@ -191,6 +191,21 @@ class Validator {
     std::vector<ConfigIssue> issues_;
 };
 
+// Why the directory that would hold `path` cannot take a new file, or "" when it can: the metrics
+// file is written there as a temporary file, then renamed.
+std::string unwritable_dir_of(const std::string& path) {
+    if (path.empty()) return {};
+    const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    const std::string name = dir.empty() ? "." : dir.string();
+    struct stat st {};
+    if (::stat(name.c_str(), &st) != 0)
+        return "directory " + name + " is not usable: " + errno_text(errno);
+    if (!S_ISDIR(st.st_mode)) return name + " is not a directory";
+    if (::access(name.c_str(), W_OK | X_OK) != 0)
+        return "directory " + name + " is not writable: " + errno_text(errno);
+    return {};
+}
+
 bool valid_name(const std::string& name) {
     if (name.empty() || name.size() > 32) return false;
     return std::all_of(name.begin(), name.end(), [](char c) {
@@ -329,6 +344,8 @@ Config validate(const Value& root, const std::string& file) {
                             "must end in .prom, as node_exporter's textfile collector reads only "
                             "those (got \"" +
                                 *path + "\")");
+            } else if (const std::string why = unwritable_dir_of(*path); !why.empty()) {
+                check.error(*check.find(*metrics, "textfile"), "metrics.textfile", why);
             } else {
                 config.metrics.textfile = *path;
             }

@@ -1,5 +1,6 @@
 // evflyd: the command line, the exit codes, and the order in which the process comes up and
 // goes down. The only translation unit that includes CLI11.
+#include <fcntl.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -18,12 +19,13 @@
 
 namespace {
 
-constexpr int kExitOk = EX_OK;              // 0
-constexpr int kExitUsage = EX_USAGE;        // 64
-constexpr int kExitSoftware = EX_SOFTWARE;  // 70
-constexpr int kExitOsError = EX_OSERR;      // 71
-constexpr int kExitConfig = EX_CONFIG;      // 78
-constexpr int kExitSloViolated = 79;        // the run ended, and an [slo] limit was not met
+constexpr int kExitOk = EX_OK;                 // 0
+constexpr int kExitUsage = EX_USAGE;           // 64
+constexpr int kExitSoftware = EX_SOFTWARE;     // 70
+constexpr int kExitOsError = EX_OSERR;         // 71
+constexpr int kExitCantCreate = EX_CANTCREAT;  // 73: the summary cannot be written
+constexpr int kExitConfig = EX_CONFIG;         // 78
+constexpr int kExitSloViolated = 79;           // the run ended, and an [slo] limit was not met
 
 struct Options {
     std::string config_path;
@@ -49,6 +51,21 @@ void apply_overrides(const Options& options, evfly::Config& config) {
     if (!options.log_format.empty())
         config.log.format =
             options.log_format == "text" ? evfly::LogFormat::text : evfly::LogFormat::json;
+}
+
+// Why a summary cannot be written at `path`, or "" when it can: tried at start with a file of
+// the name it will be written through, so a run of an hour does not end in a lost summary.
+std::string summary_unwritable(const std::string& path) {
+    if (path == "-") return {};
+    const std::string tmp = path + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        if (errno == EEXIST) return {};  // a leftover of an earlier run: replaced at the end
+        return evfly::errno_text(errno);
+    }
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return {};
 }
 
 bool write_summary(const std::string& path, const std::string& json) {
@@ -125,6 +142,14 @@ int run(int argc, char** argv) {
         return kExitOk;
     }
 
+    if (!options.summary_path.empty()) {
+        if (const std::string why = summary_unwritable(options.summary_path); !why.empty()) {
+            std::fprintf(stderr, "evflyd: cannot write the summary to %s: %s\n",
+                         options.summary_path.c_str(), why.c_str());
+            return kExitCantCreate;
+        }
+    }
+
     // Before any thread exists (the logger's included): threads inherit the mask, and signals
     // are then only ever taken from the supervisor's signalfd.
     evfly::block_all_signals();
@@ -175,6 +200,7 @@ int run(int argc, char** argv) {
                              {{"path", options.summary_path}});
             std::fprintf(stderr, "evflyd: cannot write summary to %s\n",
                          options.summary_path.c_str());
+            if (status == kExitOk) status = kExitCantCreate;
         }
     }
     if (result && !result->slo.passed()) {

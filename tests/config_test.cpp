@@ -204,8 +204,18 @@ TEST(ConfigErrors, MetricsTextfileMustBeAPromFile) {
     expect_one("\n[metrics]\ntextfile = \"/var/lib/node/evfly.txt\"\n", 3, "metrics.textfile",
                "must end in .prom");
     expect_one("[metrics]\npath = \"x.prom\"\n", 2, "metrics.path", "unknown key");
-    EXPECT_EQ(parse_config("[metrics]\ntextfile = \"/a/evfly.prom\"\n", "t.toml").metrics.textfile,
-              "/a/evfly.prom");
+    EXPECT_EQ(
+        parse_config("[metrics]\ntextfile = \"/tmp/evfly.prom\"\n", "t.toml").metrics.textfile,
+        "/tmp/evfly.prom");
+}
+
+// The file is written where it is configured; a directory that is not there fails the check
+// (--check-config, the start, a reload), not the first write.
+TEST(ConfigErrors, MetricsTextfileDirectoryMustExist) {
+    expect_one("[metrics]\ntextfile = \"/nonexistent-evfly-dir/evfly.prom\"\n", 2,
+               "metrics.textfile", "directory /nonexistent-evfly-dir is not usable");
+    expect_one("[metrics]\ntextfile = \"/etc/hostname/evfly.prom\"\n", 2, "metrics.textfile",
+               "/etc/hostname is not a directory");
 }
 
 TEST(ConfigErrors, EveryErrorIsReportedNotOnlyTheFirst) {

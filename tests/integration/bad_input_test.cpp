@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "process.h"
+#include "support.h"
 
 using namespace std::chrono_literals;
 using evfly::test::Process;
@@ -58,6 +59,8 @@ std::vector<BadConfig> bad_configs() {
         {"file_sink_without_file", "[log]\nsink = \"file\"\n", 2, "log.file", "log.file"},
         {"metrics_not_prom", "[metrics]\ntextfile = \"/tmp/x.txt\"\n", 2, "metrics.textfile",
          ".prom"},
+        {"metrics_in_missing_dir", "[metrics]\ntextfile = \"/nonexistent-evfly-dir/x.prom\"\n", 2,
+         "metrics.textfile", "is not usable"},
         {"unknown_key", "[daemon]\nconsumer = 4\n", 2, "daemon.consumer", "unknown key"},
         {"unknown_table", "[server]\nport = 1\n", 1, "server", "unknown key"},
         {"table_as_value", "daemon = 5\n", 1, "daemon", "table"},
@@ -238,6 +241,35 @@ TEST(BadConfigPath, UnreadableByAnUnprivilegedUser) {
     const Outcome o = start_with({"-c", path}, spawn);
     expect_refused(o, kExitConfig);
     EXPECT_NE(o.err.find(path + ": cannot open: Permission denied"), std::string::npos) << o.err;
+}
+
+// A summary that cannot be written is known at the start, not after an hour's run: exit 73
+// (EX_CANTCREAT) at once, nothing started.
+TEST(BadSummaryPath, IsRefusedAtTheStart) {
+    for (const std::string& path :
+         {std::string("/nonexistent-evfly-dir/s.json"), std::string("/proc/version/s.json")}) {
+        SCOPED_TRACE(path);
+        const auto begin = std::chrono::steady_clock::now();
+        Process p({"--summary", path, "--run-for", "1h"});
+        EXPECT_EQ(p.wait(10s).value_or(-1), 73) << p.err();
+        EXPECT_LT(std::chrono::steady_clock::now() - begin, 1s);
+        EXPECT_NE(p.err().find("evflyd: cannot write the summary to " + path + ": "),
+                  std::string::npos)
+            << p.err();
+        EXPECT_EQ(p.err().find("started"), std::string::npos) << p.err();
+    }
+}
+
+// ...and a summary that cannot be written at the end (its directory went away) is a failure.
+TEST(BadSummaryPath, LostAtTheEndIsANonZeroExit) {
+    TempDir dir;
+    const std::string sub = dir.path() + "/out";
+    std::filesystem::create_directory(sub);
+    Process p({"--summary", sub + "/s.json", "--run-for", "800ms"});
+    ASSERT_TRUE(evfly::test::wait_logged(p, "started")) << p.err();
+    std::filesystem::remove_all(sub);
+    EXPECT_EQ(p.wait(10s).value_or(-1), 73) << p.err();
+    EXPECT_NE(p.err().find("cannot write summary"), std::string::npos) << p.err();
 }
 
 struct BadCommandLine {
