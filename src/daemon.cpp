@@ -279,6 +279,7 @@ class Supervisor {
             changes += changes.empty() ? "" : ",";
             changes += what;
         };
+        const Config::Log log_before = config_.log;
         if (next.log != config_.log) {
             log::reconfigure(next.log);
             config_.log = next.log;
@@ -290,7 +291,16 @@ class Supervisor {
             note("daemon.shutdown_timeout");
         const bool producers_changed = next.producers != config_.producers;
         if (producers_changed) note("producers");
-        engine_.reconfigure(next);
+        try {
+            engine_.reconfigure(next);
+        } catch (...) {
+            // All or nothing: the engine has left everything as it ran; so does the log.
+            if (config_.log != log_before) {
+                log::reconfigure(log_before);
+                config_.log = log_before;
+            }
+            throw;
+        }
         config_.daemon.consumers = next.daemon.consumers;
         config_.daemon.max_events = next.daemon.max_events;
         config_.daemon.shutdown_timeout = next.daemon.shutdown_timeout;

@@ -21,6 +21,8 @@ namespace {
 
 // The longest the engine waits for the threads it starts to report that they run.
 constexpr std::chrono::seconds kStartWait{10};
+// The longest a reload waits for the consumers that leave a shrinking pool.
+constexpr std::chrono::seconds kLeaveWait{2};
 
 std::uint32_t slots_per_thread(const ProducerConfig& p) {
     if (p.kind == ProducerKind::timerfd) return p.timers;
@@ -323,6 +325,9 @@ struct Engine::Impl {
         const std::int64_t now = detail::steady_ns();
         std::erase_if(retiring, [&](const std::unique_ptr<Spec>& spec) {
             for (auto& t : spec->threads)
+                if (!t->finished()) return false;  // still draining; looked at again later
+            for (auto& t : spec->threads) t->join();
+            for (auto& t : spec->threads)
                 if (!t->settle(now)) return false;
             ProducerReport r = spec_report(*spec);
             accumulate(entry_for(finished, r), r);
@@ -434,9 +439,12 @@ void Engine::Impl::resize_pool(std::uint32_t target, std::int64_t deadline_ns) {
         if (::write(retire, &leave, sizeof leave) != static_cast<ssize_t>(sizeof leave))
             throw_errno("write (retire eventfd)");
         retire_requested += leave;
-        // Each leaving consumer first finishes the batch in hand; wait for them, within reason.
+        // Each leaving consumer first finishes the batch in hand; wait for them, within reason:
+        // at most kLeaveWait, so that the supervisor is back to its signals and watchdog soon. A
+        // consumer still busy then leaves after its batch and is joined by collect().
         const auto deadline =
-            std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns));
+            std::min(std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns)),
+                     std::chrono::steady_clock::now() + kLeaveWait);
         std::unique_lock lock(shared.lifecycle_mutex);
         shared.lifecycle_cv.wait_until(lock, deadline, [&] {
             const auto gone = static_cast<std::uint64_t>(std::count_if(
@@ -467,19 +475,48 @@ bool Engine::reconfigure(const Config& next) {
     if (needed > impl.shared.slots.available())
         throw std::length_error("too many producer slots (at most 16M)");
 
-    // Stop the producers that go or change, and let the pool drain them.
+    // All or nothing: first start what is new (a bigger pool, new or retuned producers), and if
+    // any thread cannot be started, stop what this reload started and leave everything that ran
+    // as it was. Only then stop what goes, which cannot fail.
+    const std::uint32_t consumers_before = impl.config.daemon.consumers;
+    std::vector<std::unique_ptr<Spec>> fresh(next.producers.size());
+    try {
+        if (next.daemon.consumers > consumers_before)
+            impl.resize_pool(next.daemon.consumers, deadline);
+        for (std::size_t j = 0; j < next.producers.size(); ++j) {
+            if (unchanged[j] != nullptr) continue;
+            fresh[j] = impl.make_spec(next.producers[j]);
+            fresh[j]->set_epoch();
+            impl.start_spec(*fresh[j]);  // on failure, stops what of it started
+        }
+    } catch (const std::exception& e) {
+        // Producers this reload started have stopped; their few fires stay accounted under their
+        // name once drained. The pool goes back to its size.
+        for (auto& spec : fresh) {
+            if (!spec) continue;
+            Impl::stop_spec(*spec, detail::steady_ns());
+            impl.retiring.push_back(std::move(spec));
+        }
+        try {
+            impl.resize_pool(consumers_before, deadline);
+        } catch (const std::exception& again) {
+            log::emit(log::Level::err, "cannot shrink the pool back after a failed reload",
+                      {{"error", again.what()}});
+        }
+        log::emit(log::Level::err, "reload could not start its threads; nothing changed",
+                  {{"error", e.what()}, {"consumers", impl.running_consumers()}});
+        throw;
+    }
+
+    // Commit. What goes stops firing now, and drains in the background (within
+    // shutdown_timeout): the supervisor does not wait for it, so signals and the watchdog are
+    // served meanwhile; collect() joins it once drained.
     std::vector<std::unique_ptr<Spec>> kept(next.producers.size());
     for (std::size_t j = 0; j < next.producers.size(); ++j)
-        if (unchanged[j] != nullptr) kept[j] = std::move(*unchanged[j]);
-    std::vector<std::unique_ptr<Spec>> gone;
-    for (auto& spec : impl.specs)
-        if (spec) gone.push_back(std::move(spec));
-    impl.specs.clear();
-    for (auto& spec : gone) {
+        kept[j] = unchanged[j] != nullptr ? std::move(*unchanged[j]) : std::move(fresh[j]);
+    for (auto& spec : impl.specs) {
+        if (!spec) continue;
         for (auto& t : spec->threads) t->request_stop(deadline);
-    }
-    for (auto& spec : gone) {
-        for (auto& t : spec->threads) t->join();
         const bool retuned =
             std::any_of(next.producers.begin(), next.producers.end(),
                         [&](const ProducerConfig& p) { return p.name == spec->config.name; });
@@ -493,18 +530,18 @@ bool Engine::reconfigure(const Config& next) {
         impl.retiring.push_back(std::move(spec));
         changed = true;
     }
-
-    // From here on a failure (a thread that cannot be started) still leaves every running part
-    // in place and accounted; the first one is rethrown at the end.
-    std::exception_ptr failure;
-    const std::uint32_t consumers_before = impl.config.daemon.consumers;
-    if (consumers_before != next.daemon.consumers) {
+    impl.specs.clear();
+    for (std::size_t j = 0; j < next.producers.size(); ++j) {
+        if (unchanged[j] != nullptr) continue;
+        const ProducerConfig& p = next.producers[j];
+        log::emit(log::Level::info, "producer started",
+                  {{"producer", p.name}, {"kind", to_string(p.kind)}, {"threads", p.threads}});
         changed = true;
-        try {
+    }
+    if (next.daemon.consumers != consumers_before) {
+        changed = true;
+        if (next.daemon.consumers < consumers_before)
             impl.resize_pool(next.daemon.consumers, deadline);
-        } catch (...) {
-            failure = std::current_exception();
-        }
     }
     if (impl.config.daemon.max_events != next.daemon.max_events) {
         impl.shared.max_events.store(next.daemon.max_events, std::memory_order_relaxed);
@@ -514,35 +551,12 @@ bool Engine::reconfigure(const Config& next) {
     }
     if (impl.config.daemon.shutdown_timeout != next.daemon.shutdown_timeout) changed = true;
     impl.config.daemon = next.daemon;
-    // A pool that could not grow is tried again by the next reload.
-    if (failure) impl.config.daemon.consumers = consumers_before;
-
-    // Start what is new; an unchanged producer keeps its place, threads and schedule.
-    for (std::size_t j = 0; j < next.producers.size(); ++j) {
-        if (kept[j]) continue;
-        const ProducerConfig& p = next.producers[j];
-        try {
-            kept[j] = impl.make_spec(p);
-            kept[j]->set_epoch();
-            impl.start_spec(*kept[j]);
-        } catch (...) {
-            // What did start was stopped by start_spec; its slots come back once drained.
-            if (kept[j]) impl.retiring.push_back(std::move(kept[j]));
-            if (!failure) failure = std::current_exception();
-            continue;
-        }
-        log::emit(log::Level::info, "producer started",
-                  {{"producer", p.name}, {"kind", to_string(p.kind)}, {"threads", p.threads}});
-        changed = true;
-    }
     impl.config.producers.clear();
     for (auto& spec : kept) {
-        if (!spec) continue;
         impl.config.producers.push_back(spec->config);
         impl.specs.push_back(std::move(spec));
     }
     impl.release_drained();
-    if (failure) std::rethrow_exception(failure);
     return changed;
 }
 
@@ -565,8 +579,13 @@ bool Engine::stop(std::chrono::steady_clock::time_point deadline) {
         for (auto& t : spec->threads) t->request_stop(deadline_ns);
     for (auto& spec : impl.specs)
         for (auto& t : spec->threads) t->join();
+    // Producers a reload removed may still be draining: their deadline becomes this one.
     for (auto& spec : impl.retiring)
+        for (auto& t : spec->threads) t->request_stop(deadline_ns);
+    for (auto& spec : impl.retiring) {
+        for (auto& t : spec->threads) t->join();
         for (auto& t : spec->threads) (void)t->settle(deadline_ns);
+    }
 
     Report report;
     report_into(report);

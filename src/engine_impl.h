@@ -150,9 +150,11 @@ class ProducerThread {
                    std::vector<std::uint32_t> slots);
     void start();
     // Stops firing; the thread then waits for its fds to come back until `deadline_ns` (steady).
-    void request_stop(std::int64_t deadline_ns) {
-        drain_deadline_ns_.store(deadline_ns, std::memory_order_relaxed);
-        thread_.request_stop();
+    // Asked again, the earlier of the two deadlines holds.
+    void request_stop(std::int64_t deadline_ns);
+    // True once the thread has returned from its body (join() will not block).
+    [[nodiscard]] bool finished() const noexcept {
+        return finished_.load(std::memory_order_acquire);
     }
     void join() {
         if (thread_.joinable()) thread_.join();
@@ -203,6 +205,8 @@ class ProducerThread {
     template <typename Make>
     int create_fd(const std::stop_token& stop, const char* what, Make make);
     bool wait_for_outstanding(std::int64_t deadline_ns);
+    // The thread's last act as a per-event producer: waits for its fds to come back.
+    void drain();
     void retire(Slot& slot);
     // Counts this thread into the engine's start-up handshake, once.
     void started_once();
@@ -235,7 +239,8 @@ class ProducerThread {
     // once it stopped firing (-1 while it fires); read by the supervisor for due_by().
     std::atomic<std::int64_t> schedule_start_ns_{0};
     std::atomic<std::int64_t> final_due_{-1};
-    std::atomic<std::int64_t> drain_deadline_ns_{0};
+    std::atomic<std::int64_t> drain_deadline_ns_{0};  // 0 until the first request_stop()
+    std::atomic<bool> finished_{false};
 
     std::mutex pool_mutex_;
     std::condition_variable_any pool_cv_;

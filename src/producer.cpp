@@ -97,8 +97,24 @@ void ProducerThread::start() {
     thread_ = std::jthread([this](const std::stop_token& stop) { run(stop); });
 }
 
+void ProducerThread::request_stop(std::int64_t deadline_ns) {
+    {
+        std::lock_guard lock(pool_mutex_);
+        const std::int64_t current = drain_deadline_ns_.load(std::memory_order_relaxed);
+        drain_deadline_ns_.store(current == 0 ? deadline_ns : std::min(current, deadline_ns),
+                                 std::memory_order_relaxed);
+    }
+    pool_cv_.notify_all();  // a drain already waiting sees the new deadline
+    thread_.request_stop();
+}
+
 void ProducerThread::run(const std::stop_token& stop) {
     log::set_thread_name(name_);
+    // Whatever happens below, the supervisor learns that the thread is done.
+    struct Finished {
+        std::atomic<bool>& flag;
+        ~Finished() { flag.store(true, std::memory_order_release); }
+    } finished{finished_};
     // Never let an exception end a thread silently: log it and leave this producer stopped.
     try {
         if (config_.kind == ProducerKind::timerfd) {
@@ -340,7 +356,21 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
         }
     }
     close_schedule();
-    wait_for_outstanding(drain_deadline_ns_.load(std::memory_order_relaxed));
+    drain();
+}
+
+void ProducerThread::drain() {
+    // Every fd this thread fired is consumed and closed by a consumer; wait for the last one, or
+    // the drain deadline, which a later request_stop() may bring forward.
+    std::unique_lock lock(pool_mutex_);
+    waiting_ = true;
+    while (free_.size() + returned_.size() != slots_.size()) {
+        const std::int64_t deadline = drain_deadline_ns_.load(std::memory_order_relaxed);
+        if (steady_ns() >= deadline) break;
+        pool_cv_.wait_until(
+            lock, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline)));
+    }
+    waiting_ = false;
 }
 
 bool ProducerThread::wait_for_outstanding(std::int64_t deadline_ns) {

@@ -101,6 +101,10 @@ Process::Process(const std::vector<std::string>& args, const SpawnOptions& optio
             const rlimit limit{*options.nofile, *options.nofile};
             ::setrlimit(RLIMIT_NOFILE, &limit);
         }
+        if (options.nproc) {
+            const rlimit limit{*options.nproc, *options.nproc};
+            ::setrlimit(RLIMIT_NPROC, &limit);
+        }
         if (options.uid) {
             const auto gid = static_cast<gid_t>(*options.uid);
             if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(*options.uid) != 0)

@@ -13,6 +13,9 @@ namespace evfly::test {
 struct SpawnOptions {
     std::vector<std::string> env;         // extra NAME=value entries
     std::optional<unsigned long> nofile;  // RLIMIT_NOFILE (soft and hard) for the child
+    // RLIMIT_NPROC (soft and hard): threads of the child's user; root ignores it, so pair it
+    // with `uid`.
+    std::optional<unsigned long> nproc;
     bool clear_notify_env = true;         // drop NOTIFY_SOCKET/WATCHDOG_* inherited from us
     std::optional<uid_t> uid;             // run as this user (and group of the same number)
     std::string program;                  // another evflyd binary than the one under test

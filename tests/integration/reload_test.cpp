@@ -1,6 +1,7 @@
 // Live reload (SIGHUP) of the real evflyd: what changes, what must not, and that nothing is lost.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -73,6 +74,15 @@ initial = "1ms"
 interval = "1ms"
 )";
 
+// Waits up to 5 s for the process to have `count` threads named `prefix`.
+bool threads_become(const Process& p, const std::string& prefix, int count) {
+    for (int i = 0; i < 500; ++i) {
+        if (thread_count(p.pid(), prefix) == count) return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return false;
+}
+
 }  // namespace
 
 TEST(Reload, PoolAndProducersChangeUnderFlatOutLoadLosingNothing) {
@@ -97,10 +107,11 @@ TEST(Reload, PoolAndProducersChangeUnderFlatOutLoadLosingNothing) {
     replace_file(dir, config, config_with(8, std::string(kFlood) + kTick));
     p.signal(SIGHUP);
     ASSERT_TRUE(wait_logged(p, "config reloaded", 1)) << p.err();
-    // Every change is in place when the reload is reported: 8 consumer threads, "burst"'s
-    // thread joined, "flood" untouched (same kernel threads).
+    // Every change is in place when the reload is reported: 8 consumer threads, "tick" running,
+    // "flood" untouched (same kernel threads). "burst" has stopped firing and drains in the
+    // background, so the supervisor is not held up: its thread leaves once its fds are back.
     EXPECT_EQ(thread_count(p.pid(), "consumer-"), 8);
-    EXPECT_EQ(thread_count(p.pid(), "producer-burst"), 0);
+    EXPECT_TRUE(threads_become(p, "producer-burst", 0));
     EXPECT_EQ(thread_count(p.pid(), "producer-tick"), 1);
     EXPECT_EQ(flood_threads(), flood_before);
     ASSERT_TRUE(wait_logged(p, "stats", count_logged(p, "stats") + 2));
@@ -113,7 +124,7 @@ TEST(Reload, PoolAndProducersChangeUnderFlatOutLoadLosingNothing) {
     p.signal(SIGHUP);
     ASSERT_TRUE(wait_logged(p, "config reloaded", 2)) << p.err();
     EXPECT_EQ(thread_count(p.pid(), "consumer-"), 2);
-    EXPECT_EQ(thread_count(p.pid(), "producer-tick"), 0);
+    EXPECT_TRUE(threads_become(p, "producer-tick", 0));
     EXPECT_EQ(thread_count(p.pid(), "producer-burst"), 1);
     EXPECT_EQ(flood_threads(), flood_before);
     std::this_thread::sleep_for(200ms);
@@ -280,4 +291,100 @@ TEST(Reload, TwoHundredSighupsInTwoSecondsAlternatingValidAndInvalid) {
     EXPECT_GT(ok, 10u);
     EXPECT_GT(failed, 10u);
     EXPECT_EQ(count_logged(p, "reloading the config"), ok + failed);
+}
+
+// A reload that cannot start its threads (here: RLIMIT_NPROC, as a cgroup's pids.max would) is
+// all or nothing: the pool keeps its size, the log says what failed and that nothing changed,
+// and the daemon serves on.
+TEST(Reload, AReloadThatCannotStartItsThreadsChangesNothing) {
+    TempDir dir;
+    std::filesystem::permissions(dir.path(), std::filesystem::perms(0777));
+    const auto config_of = [](int consumers) {
+        return "[daemon]\nconsumers = " + std::to_string(consumers) +
+               "\nstats_interval = \"100ms\"\n[log]\nsink = \"stderr\"\n[[producer]]\nname = "
+               "\"steady\"\nkind = \"eventfd\"\nfd_mode = \"persistent\"\nrate = 200\n";
+    };
+    const std::string config = dir.write("evfly.toml", config_of(2));
+    std::filesystem::permissions(config, std::filesystem::perms(0644));
+    const std::string summary = dir.path() + "/summary.json";
+    SpawnOptions spawn;
+    // Root is not held by RLIMIT_NPROC: run a copy as nobody, with room for a few threads more
+    // than it starts with (supervisor, logger, 2 consumers, 1 producer) but not for 64.
+    spawn.program = dir.path() + "/evflyd";
+    std::filesystem::copy_file(EVFLYD_PATH, spawn.program);
+    std::filesystem::permissions(spawn.program, std::filesystem::perms(0755));
+    if (::geteuid() == 0) spawn.uid = 65534;
+    spawn.nproc = 12;
+    Process p({"-c", config, "--summary", summary}, spawn);
+    ASSERT_TRUE(wait_logged(p, "stats", 2)) << p.err();
+    ASSERT_EQ(thread_count(p.pid(), "consumer-"), 2);
+    replace_file(dir, config, config_of(64));
+    std::filesystem::permissions(config, std::filesystem::perms(0644));
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_logged(p, "reload could not start its threads; nothing changed")) << p.err();
+    ASSERT_TRUE(wait_logged(p, "reload failed")) << p.err();
+    EXPECT_TRUE(threads_become(p, "consumer-", 2)) << thread_count(p.pid(), "consumer-");
+    EXPECT_EQ(count_logged(p, "config reloaded"), 0u);
+    // Still serving: stats lines keep coming, with the pool it had.
+    ASSERT_TRUE(wait_logged(p, "stats", count_logged(p, "stats") + 2)) << p.err();
+    const auto stats = stats_after(p, "reload failed", 0);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_EQ((*stats)["consumers"], 2);
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(20s), 0) << p.err();
+    const json s = summary_of(summary);
+    expect_clean(s);
+    EXPECT_EQ(s["consumers"], 2);
+    EXPECT_EQ(s["reloads"]["failed"], 1);
+    EXPECT_EQ(s["reloads"]["ok"], 0);
+}
+
+// A reload that removes a producer with slow fds in flight does not hold the supervisor while
+// they drain (shutdown_timeout may be an hour): the reload is reported at once, the watchdog is
+// pinged meanwhile, and a SIGTERM is read at once.
+TEST(Reload, RemovingASlowProducerDoesNotHoldTheSupervisor) {
+    TempDir dir;
+    const auto config_of = [](bool with_slow) {
+        std::string text =
+            "[daemon]\nconsumers = 1\nstats_interval = \"0s\"\nshutdown_timeout = \"20s\"\n"
+            "[log]\nsink = \"stderr\"\n[[producer]]\nname = \"steady\"\nkind = \"eventfd\"\n"
+            "fd_mode = \"persistent\"\nrate = 100\n";
+        if (with_slow)
+            text +=
+                "[[producer]]\nname = \"slow\"\nkind = \"eventfd\"\nrate = 100\n"
+                "max_in_flight = 8\nwork = \"200ms\"\n";
+        return text;
+    };
+    const std::string config = dir.write("evfly.toml", config_of(true));
+    const std::string summary = dir.path() + "/summary.json";
+    const NotifySocket notify(dir.path() + "/notify");
+    SpawnOptions spawn;
+    spawn.env = {notify.env(), "WATCHDOG_USEC=1000000"};
+    Process p({"-c", config, "--summary", summary}, spawn);
+    std::vector<NotifySocket::Message> messages;
+    std::jthread reader([&] { messages = notify.until_stopping(60s); });
+    ASSERT_TRUE(wait_logged(p, "started")) << p.err();
+    std::this_thread::sleep_for(600ms);  // 8 slow fds in flight: 1.6 s of work queued
+    replace_file(dir, config, config_of(false));
+    const auto reload_sent = std::chrono::steady_clock::now();
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_logged(p, "config reloaded", 1, 5s)) << p.err();
+    EXPECT_LT(std::chrono::steady_clock::now() - reload_sent, 1s);
+    std::this_thread::sleep_for(1200ms);  // the slow fds are still draining
+    const auto term_sent = std::chrono::steady_clock::now();
+    p.signal(SIGTERM);
+    ASSERT_TRUE(wait_logged(p, "stopping", 1, 5s)) << p.err();
+    EXPECT_LT(std::chrono::steady_clock::now() - term_sent, 1s);
+    ASSERT_EQ(p.wait(30s), 0) << p.err();
+    reader.join();
+    const json s = summary_of(summary);
+    expect_clean(s);  // the slow producer's fds were drained, within shutdown_timeout
+    EXPECT_EQ(producer(s, "slow")["threads"], 0);
+    // The watchdog kept being pinged (every 0.5 s) from the reload to the stop.
+    std::vector<std::chrono::steady_clock::time_point> pings;
+    for (const auto& m : messages)
+        if (m.text.find("WATCHDOG=1") != std::string::npos) pings.push_back(m.at);
+    int between = 0;
+    for (const auto& at : pings) between += at > reload_sent && at < term_sent ? 1 : 0;
+    EXPECT_GE(between, 2);
 }
