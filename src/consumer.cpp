@@ -15,18 +15,6 @@
 
 namespace evfly::detail {
 
-std::int64_t steady_ns() noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
-
-std::int64_t clock_ns(clockid_t clock) noexcept {
-    timespec ts{};
-    ::clock_gettime(clock, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 ConsumerThread::ConsumerThread(Shared& shared, std::uint32_t index)
     : shared_(shared), index_(index), name_("consumer-" + std::to_string(index)) {}
 
@@ -198,7 +186,7 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     const std::int64_t now = steady_ns();
     slot.written.store(0, std::memory_order_relaxed);  // nothing of this slot in flight now
     const std::int64_t latency = now - due;
-    ProducerThread* owner = slot.owner.load(std::memory_order_relaxed);
+    SlotPool* owner = slot.owner.load(std::memory_order_relaxed);
     slot.value_read.add(value);
     eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
     eventfd_delivery.record(static_cast<std::uint64_t>(now > written ? now - written : 0));
@@ -224,7 +212,7 @@ void ConsumerThread::flush_released() {
     std::sort(released_.begin(), released_.end(),
               [](const auto& a, const auto& b) { return std::less<>()(a.first, b.first); });
     for (std::size_t i = 0; i < released_.size();) {
-        ProducerThread* owner = released_[i].first;
+        SlotPool* owner = released_[i].first;
         release_scratch_.clear();
         for (; i < released_.size() && released_[i].first == owner; ++i)
             release_scratch_.push_back(released_[i].second);

@@ -1,16 +1,9 @@
 // Internal header of the engine: not part of evfly's public API; include only from src/.
 //
-// Ownership: the Engine owns the slot table, the producer specs with their threads and the
-// consumer threads. A slot is a registration: an fd plus what a consumer needs to consume it.
-// Which thread may touch a slot's fd is decided by EPOLLONESHOT: the consumer that received the
-// event owns the fd until it re-arms it (persistent sources) or closes it (per-event sources).
-// Producers retire their persistent sources at stop under the slot's mutex, which consumers also
-// hold while handling such a source, so a retire never races a read.
-//
-// Reload: slots are handed out from a free list and reused once their producer has gone and
-// every fd it registered is closed. Every registration carries the slot's generation in its
-// token, and the generation only ever grows, so an event that arrives for a retired registration
-// is recognised as stale whatever the slot holds by then.
+// The engine's threads and what they share. The Engine owns the slot table (slots.h: who may
+// touch a registration, and when), the producer specs with their threads (ProducerThread, in
+// producer.cpp) and the consumer threads (ConsumerThread, in consumer.cpp). A consumer knows a
+// slot's producer only as a SlotPool: its config and where per-event slots go back.
 #pragma once
 
 #include <sys/types.h>
@@ -26,100 +19,17 @@
 #include <thread>
 #include <vector>
 
+#include "clock.h"
 #include "evfly/config.h"
 #include "evfly/epoll.h"
 #include "evfly/fd.h"
 #include "evfly/histogram.h"
+#include "slots.h"
 
 namespace evfly::detail {
 
-// A counter with one writing thread at a time and any number of readers: no read-modify-write
-// instruction. Successive writers must be ordered by a happens-before edge (a mutex, a join, or
-// a slot's generation).
-class Counter {
-  public:
-    void add(std::uint64_t n = 1) noexcept {
-        value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-    }
-    void sub(std::uint64_t n) noexcept {
-        value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
-    }
-    void reset() noexcept { value_.store(0, std::memory_order_relaxed); }
-    [[nodiscard]] std::uint64_t get() const noexcept {
-        return value_.load(std::memory_order_relaxed);
-    }
-
-  private:
-    std::atomic<std::uint64_t> value_{0};
-};
-
-inline constexpr std::uint32_t kStopIndex = 0xffffffffu;
-inline constexpr std::uint32_t kRetireIndex = 0xfffffffeu;
-
-inline std::uint64_t make_token(std::uint32_t index, std::uint32_t generation) noexcept {
-    return (std::uint64_t{generation} << 32) | index;
-}
-inline std::uint32_t token_index(std::uint64_t token) noexcept {
-    return static_cast<std::uint32_t>(token & 0xffffffffu);
-}
-inline std::uint32_t token_generation(std::uint64_t token) noexcept {
-    return static_cast<std::uint32_t>(token >> 32);
-}
-
-enum class SlotMode : std::uint8_t { per_event, persistent, timer };
-
-class ProducerThread;
 class Pacer;
-
-struct alignas(64) Slot {
-    std::atomic<std::uint32_t> generation{0};
-    std::atomic<int> fd{-1};
-    // When the event was due (steady ns): per-event: the time the schedule called for this fire
-    // (flat out: the write time); persistent: the due time of the oldest unread fire, 0 if none;
-    // timer: the tick the next read's first expiration is due at (ns on the timer's clock), 0
-    // once a one-shot timer has been read.
-    std::atomic<std::int64_t> stamp{0};
-    // When the producer wrote (steady ns), for the write -> consume (delivery) part and the age
-    // of what is in flight: per-event: stored last before the write, with release, and zeroed by
-    // the consumer once read (0: nothing in flight); persistent: the write of the oldest unread
-    // fire (meaningful while stamp != 0).
-    std::atomic<std::int64_t> written{0};
-    // What consumers read through this slot (timer: expirations), and timer overruns; written by
-    // whichever consumer holds the registration.
-    Counter value_read;
-    Counter overruns;
-    Counter clock_jumps;  // timer: reads that failed with ECANCELED (the wall clock was set)
-    std::mutex mutex;     // persistent and timer slots: consumer vs retire
-
-    // Set when the slot is given to a producer thread, published by a generation bump.
-    std::atomic<ProducerThread*> owner{nullptr};
-    std::atomic<SlotMode> mode{SlotMode::per_event};
-};
-
-// Slots in fixed chunks that never move, so consumers index them without a lock while the
-// supervisor adds chunks. Allocation and release are the supervisor's alone.
-class SlotTable {
-  public:
-    static constexpr std::uint32_t kChunkBits = 10;
-    static constexpr std::uint32_t kChunkSize = 1u << kChunkBits;
-    static constexpr std::uint32_t kMaxChunks = 16384;  // 16M slots
-
-    SlotTable();
-    Slot& operator[](std::uint32_t index) const noexcept {
-        return chunks_[index >> kChunkBits].load(
-            std::memory_order_acquire)[index & (kChunkSize - 1)];
-    }
-    // `count` slots, reused ones first; throws std::length_error when the table is full.
-    std::vector<std::uint32_t> allocate(std::uint32_t count);
-    void release(const std::vector<std::uint32_t>& indices);
-    [[nodiscard]] std::uint64_t available() const noexcept;
-
-  private:
-    std::unique_ptr<std::atomic<Slot*>[]> chunks_;
-    std::vector<std::unique_ptr<Slot[]>> owned_;
-    std::vector<std::uint32_t> free_;
-    std::uint32_t used_ = 0;  // slots ever handed out from fresh chunks
-};
+class ProducerThread;
 
 struct Shared;
 
@@ -144,7 +54,7 @@ struct Spec {
     }
 };
 
-class ProducerThread {
+class ProducerThread final : public SlotPool {
   public:
     ProducerThread(Shared& shared, const Spec& spec, std::uint32_t index,
                    std::vector<std::uint32_t> slots);
@@ -159,16 +69,13 @@ class ProducerThread {
     void join() {
         if (thread_.joinable()) thread_.join();
     }
-    // Called by a consumer when it has closed per-event fds of this producer: once per epoll_wait
-    // batch, with every slot of this producer the batch closed. Safe from any thread.
-    void release_slots(const std::uint32_t* indices, std::size_t count);
+    void release_slots(const std::uint32_t* indices, std::size_t count) override;
     // After join(): waits until every per-event fd has been consumed or `deadline_ns` passes,
     // and retires what is left of persistent and timer fds. True when nothing is outstanding.
     bool settle(std::int64_t deadline_ns);
     // After join() and with no consumer left: closes whatever per-event fds are still registered.
     std::uint64_t abandon_leftovers();
 
-    [[nodiscard]] const ProducerConfig& config() const noexcept { return config_; }
     [[nodiscard]] const std::vector<std::uint32_t>& slots() const noexcept { return slots_; }
     // Fires the schedule called for up to `now_ns` (steady), or in all once the thread stopped
     // firing (fires due within the last period before the stop excepted); a flat-out producer
@@ -224,7 +131,6 @@ class ProducerThread {
 
     Shared& shared_;
     const Spec& spec_;
-    const ProducerConfig& config_;
     std::string name_;
     std::vector<std::uint32_t> slots_;
     std::uint32_t index_;      // this thread's number within its spec
@@ -303,7 +209,7 @@ class alignas(64) ConsumerThread {
     std::uint64_t handler_errors_unlogged_ = 0;
     std::atomic<bool> exited_{false};
     // Per-event slots closed in the current batch, by owner; consumer thread only.
-    std::vector<std::pair<ProducerThread*, std::uint32_t>> released_;
+    std::vector<std::pair<SlotPool*, std::uint32_t>> released_;
     std::vector<std::uint32_t> release_scratch_;
     std::jthread thread_;
 };
@@ -353,8 +259,5 @@ struct Shared {
         lifecycle_cv.notify_all();
     }
 };
-
-std::int64_t steady_ns() noexcept;
-std::int64_t clock_ns(clockid_t clock) noexcept;
 
 }  // namespace evfly::detail

@@ -54,9 +54,9 @@ class Pacer {
 
 ProducerThread::ProducerThread(Shared& shared, const Spec& spec, std::uint32_t index,
                                std::vector<std::uint32_t> slots)
-    : shared_(shared),
+    : SlotPool(spec.config),
+      shared_(shared),
       spec_(spec),
-      config_(spec.config),
       name_("producer-" + config_.name + "-" + std::to_string(index)),
       slots_(std::move(slots)),
       index_(index),

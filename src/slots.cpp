@@ -1,0 +1,35 @@
+#include "slots.h"
+
+#include <stdexcept>
+
+namespace evfly::detail {
+
+SlotTable::SlotTable() : chunks_(std::make_unique<std::atomic<Slot*>[]>(kMaxChunks)) {}
+
+std::uint64_t SlotTable::available() const noexcept {
+    return free_.size() + (std::uint64_t{kMaxChunks} * kChunkSize - used_);
+}
+
+std::vector<std::uint32_t> SlotTable::allocate(std::uint32_t count) {
+    if (count > available()) throw std::length_error("too many producer slots (at most 16M)");
+    std::vector<std::uint32_t> out;
+    out.reserve(count);
+    while (out.size() < count && !free_.empty()) {
+        out.push_back(free_.back());
+        free_.pop_back();
+    }
+    while (out.size() < count) {
+        if (used_ % kChunkSize == 0) {
+            owned_.push_back(std::make_unique<Slot[]>(kChunkSize));
+            chunks_[used_ >> kChunkBits].store(owned_.back().get(), std::memory_order_release);
+        }
+        out.push_back(used_++);
+    }
+    return out;
+}
+
+void SlotTable::release(const std::vector<std::uint32_t>& indices) {
+    free_.insert(free_.end(), indices.begin(), indices.end());
+}
+
+}  // namespace evfly::detail

@@ -1,0 +1,130 @@
+// The slot registry, the engine's central concurrency object: a slot is one registration in the
+// shared epoll (an fd plus what a consumer needs to consume it), named in epoll_event.data by a
+// token of slot index and generation.
+//
+// Who may touch what:
+// - A slot's fd belongs to the consumer that epoll handed its event to, until that consumer
+//   re-arms it (persistent, timer) or closes it (per-event): EPOLLONESHOT makes that one
+//   consumer. Producers retire persistent and timer slots under the slot's mutex, which
+//   consumers hold while handling them.
+// - The generation only ever grows; it is bumped (with release) whenever a registration ends, so
+//   an event that arrives for an ended registration is recognised as stale, whatever the slot
+//   holds by then.
+// - The table hands slots out from a free list and reuses them once their producer is gone and
+//   every fd it registered is closed.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "evfly/config.h"
+
+namespace evfly::detail {
+
+// A counter with one writing thread at a time and any number of readers: no read-modify-write
+// instruction. Successive writers must be ordered by a happens-before edge (a mutex, a join, or
+// a slot's generation).
+class Counter {
+  public:
+    void add(std::uint64_t n = 1) noexcept {
+        value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    void sub(std::uint64_t n) noexcept {
+        value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+    }
+    void reset() noexcept { value_.store(0, std::memory_order_relaxed); }
+    [[nodiscard]] std::uint64_t get() const noexcept {
+        return value_.load(std::memory_order_relaxed);
+    }
+
+  private:
+    std::atomic<std::uint64_t> value_{0};
+};
+
+inline constexpr std::uint32_t kStopIndex = 0xffffffffu;
+inline constexpr std::uint32_t kRetireIndex = 0xfffffffeu;
+
+inline std::uint64_t make_token(std::uint32_t index, std::uint32_t generation) noexcept {
+    return (std::uint64_t{generation} << 32) | index;
+}
+inline std::uint32_t token_index(std::uint64_t token) noexcept {
+    return static_cast<std::uint32_t>(token & 0xffffffffu);
+}
+inline std::uint32_t token_generation(std::uint64_t token) noexcept {
+    return static_cast<std::uint32_t>(token >> 32);
+}
+
+enum class SlotMode : std::uint8_t { per_event, persistent, timer };
+
+// What a consumer needs of a slot's producer, and no more: its config, and a way to hand
+// per-event slots back once their fds are closed.
+class SlotPool {
+  public:
+    explicit SlotPool(const ProducerConfig& config) : config_(config) {}
+    virtual ~SlotPool() = default;
+    SlotPool(const SlotPool&) = delete;
+    SlotPool& operator=(const SlotPool&) = delete;
+    [[nodiscard]] const ProducerConfig& config() const noexcept { return config_; }
+    // Called by a consumer when it has closed per-event fds of this pool: once per epoll_wait
+    // batch, with every slot of this pool the batch closed. Safe from any thread.
+    virtual void release_slots(const std::uint32_t* indices, std::size_t count) = 0;
+
+  protected:
+    const ProducerConfig& config_;
+};
+
+struct alignas(64) Slot {
+    std::atomic<std::uint32_t> generation{0};
+    std::atomic<int> fd{-1};
+    // When the event was due (steady ns): per-event: the time the schedule called for this fire
+    // (flat out: the write time); persistent: the due time of the oldest unread fire, 0 if none;
+    // timer: the tick the next read's first expiration is due at (ns on the timer's clock), 0
+    // once a one-shot timer has been read.
+    std::atomic<std::int64_t> stamp{0};
+    // When the producer wrote (steady ns), for the write -> consume (delivery) part and the age
+    // of what is in flight: per-event: stored last before the write, with release, and zeroed by
+    // the consumer once read (0: nothing in flight); persistent: the write of the oldest unread
+    // fire (meaningful while stamp != 0).
+    std::atomic<std::int64_t> written{0};
+    // What consumers read through this slot (timer: expirations), and timer overruns; written by
+    // whichever consumer holds the registration.
+    Counter value_read;
+    Counter overruns;
+    Counter clock_jumps;  // timer: reads that failed with ECANCELED (the wall clock was set)
+    std::mutex mutex;     // persistent and timer slots: consumer vs retire
+
+    // Set when the slot is given to a producer thread, published by a generation bump.
+    std::atomic<SlotPool*> owner{nullptr};
+    std::atomic<SlotMode> mode{SlotMode::per_event};
+};
+
+// Slots in fixed chunks that never move, so consumers index them without a lock while the
+// supervisor adds chunks. Allocation and release are the supervisor's alone.
+class SlotTable {
+  public:
+    static constexpr std::uint32_t kChunkBits = 10;
+    static constexpr std::uint32_t kChunkSize = 1u << kChunkBits;
+    static constexpr std::uint32_t kMaxChunks = 16384;  // 16M slots
+
+    SlotTable();
+    Slot& operator[](std::uint32_t index) const noexcept {
+        return chunks_[index >> kChunkBits].load(
+            std::memory_order_acquire)[index & (kChunkSize - 1)];
+    }
+    // `count` slots, reused ones first; throws std::length_error when the table is full.
+    std::vector<std::uint32_t> allocate(std::uint32_t count);
+    void release(const std::vector<std::uint32_t>& indices);
+    [[nodiscard]] std::uint64_t available() const noexcept;
+
+  private:
+    std::unique_ptr<std::atomic<Slot*>[]> chunks_;
+    std::vector<std::unique_ptr<Slot[]>> owned_;
+    std::vector<std::uint32_t> free_;
+    std::uint32_t used_ = 0;  // slots ever handed out from fresh chunks
+};
+
+}  // namespace evfly::detail
