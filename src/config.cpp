@@ -2,6 +2,7 @@
 #include "evfly/config.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -269,6 +270,60 @@ void validate_producer(Validator& check, const Value& table, std::size_t index, 
                   {"boottime", CLOCK_BOOTTIME}});
 }
 
+struct Need {
+    std::size_t index;             // producer[index]
+    std::uint32_t line;            // its table
+    std::uint32_t in_flight_line;  // its max_in_flight key (or the table)
+};
+
+// What the engine will need of the host, checked before anything starts: the slots of every
+// fd that may be in flight (at most kMaxSlots), and the fds that timers and persistent producers
+// hold for as long as they run (at most the hard RLIMIT_NOFILE, to which evflyd raises its own).
+void check_resources(Validator& check, const Config& config, const std::vector<Need>& needs) {
+    constexpr std::uint64_t kMaxSlots = std::uint64_t{1} << 24;  // the slot table's 16M
+    std::uint64_t slots = 0;
+    std::uint64_t held_fds = 0;
+    std::size_t biggest = 0;
+    std::uint64_t biggest_slots = 0;
+    for (std::size_t j = 0; j < config.producers.size() && j < needs.size(); ++j) {
+        const ProducerConfig& p = config.producers[j];
+        const std::uint64_t per_thread = p.kind == ProducerKind::timerfd  ? p.timers
+                                         : p.fd_mode == FdMode::per_event ? p.max_in_flight
+                                                                          : 1;
+        const std::uint64_t n = per_thread * p.threads;
+        slots += n;
+        if (p.kind == ProducerKind::timerfd || p.fd_mode == FdMode::persistent) held_fds += n;
+        if (n > biggest_slots) {
+            biggest_slots = n;
+            biggest = j;
+        }
+    }
+    if (slots > kMaxSlots && !needs.empty()) {
+        const Need& at = needs[biggest];
+        const ProducerConfig& p = config.producers[biggest];
+        const bool per_event = p.kind == ProducerKind::eventfd && p.fd_mode == FdMode::per_event;
+        check.error(per_event ? at.in_flight_line : at.line,
+                    "producer[" + std::to_string(at.index) + "]." +
+                        (per_event                         ? "max_in_flight"
+                         : p.kind == ProducerKind::timerfd ? "timers"
+                                                           : "threads"),
+                    "the producers need " + std::to_string(slots) +
+                        " slots (threads x max_in_flight, threads x timers, persistent threads), "
+                        "more than the " +
+                        std::to_string(kMaxSlots) + " evflyd can hold; this producer needs " +
+                        std::to_string(biggest_slots));
+    }
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_max != RLIM_INFINITY &&
+        held_fds > limit.rlim_max && !needs.empty()) {
+        check.error(needs[biggest].line, "producer[" + std::to_string(needs[biggest].index) + "]",
+                    "timers and persistent producers hold " + std::to_string(held_fds) +
+                        " fds for as long as they run, more than this process may open (hard "
+                        "RLIMIT_NOFILE " +
+                        std::to_string(limit.rlim_max) + ")");
+    }
+}
+
 Config validate(const Value& root, const std::string& file) {
     Validator check(file);
     Config config;
@@ -352,6 +407,7 @@ Config validate(const Value& root, const std::string& file) {
         }
     }
 
+    std::vector<Need> needs_of_producers;  // where each producer's table and max_in_flight are
     if (const Value* producers = check.find(root, "producer")) {
         if (!producers->is_array()) {
             check.error(*producers, "producer",
@@ -359,6 +415,7 @@ Config validate(const Value& root, const std::string& file) {
                             type_name(producers->type()));
         } else {
             std::map<std::string, std::uint32_t> first_line;
+            std::vector<Need>& needs = needs_of_producers;
             const auto& array = producers->as_array();
             for (std::size_t i = 0; i < array.size(); ++i) {
                 const std::string key = "producer[" + std::to_string(i) + "]";
@@ -378,11 +435,16 @@ Config validate(const Value& root, const std::string& file) {
                     continue;
                 }
                 first_line.emplace(p.name, line);
+                needs.push_back({i, line,
+                                 check.find(array[i], "max_in_flight") != nullptr
+                                     ? Validator::line_of(*check.find(array[i], "max_in_flight"))
+                                     : line});
                 config.producers.push_back(std::move(p));
             }
         }
     }
 
+    check_resources(check, config, needs_of_producers);
     if (auto issues = check.take(); !issues.empty()) throw ConfigError(std::move(issues));
     return config;
 }

@@ -24,9 +24,19 @@ constexpr std::chrono::seconds kStartWait{10};
 // The longest a reload waits for the consumers that leave a shrinking pool.
 constexpr std::chrono::seconds kLeaveWait{2};
 
+// Slots a thread of `p` may hold at most.
 std::uint32_t slots_per_thread(const ProducerConfig& p) {
     if (p.kind == ProducerKind::timerfd) return p.timers;
     return p.fd_mode == FdMode::per_event ? p.max_in_flight : 1;
+}
+
+// Slots a thread of `p` starts with: a per-event thread takes more as its fds in flight grow.
+constexpr std::uint32_t kInitialPerEventSlots = 64;
+std::uint32_t initial_slots(const ProducerConfig& p) {
+    return std::min(slots_per_thread(p),
+                    p.kind == ProducerKind::eventfd && p.fd_mode == FdMode::per_event
+                        ? kInitialPerEventSlots
+                        : slots_per_thread(p));
 }
 
 std::uint64_t slots_needed(const ProducerConfig& p) {
@@ -179,7 +189,7 @@ struct Engine::Impl {
     std::unique_ptr<Spec> make_spec(const ProducerConfig& p) {
         auto spec = std::make_unique<Spec>();
         spec->config = p;
-        const std::uint32_t per_thread = slots_per_thread(p);
+        const std::uint32_t per_thread = initial_slots(p);
         try {
             for (std::uint32_t t = 0; t < p.threads; ++t) {
                 spec->threads.push_back(std::make_unique<ProducerThread>(

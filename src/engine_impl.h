@@ -14,6 +14,7 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -56,8 +57,10 @@ struct Spec {
 
 class ProducerThread final : public SlotPool {
   public:
+    // `slots`: the thread's slots to start with; a per-event thread takes more from the table as
+    // its fds in flight grow, up to max_in_flight.
     ProducerThread(Shared& shared, const Spec& spec, std::uint32_t index,
-                   std::vector<std::uint32_t> slots);
+                   const std::vector<std::uint32_t>& slots);
     void start();
     // Stops firing; the thread then waits for its fds to come back until `deadline_ns` (steady).
     // Asked again, the earlier of the two deadlines holds.
@@ -76,7 +79,11 @@ class ProducerThread final : public SlotPool {
     // After join() and with no consumer left: closes whatever per-event fds are still registered.
     std::uint64_t abandon_leftovers();
 
-    [[nodiscard]] const std::vector<std::uint32_t>& slots() const noexcept { return slots_; }
+    // The slots this thread holds so far. Safe from any thread: a slot is published before it
+    // is counted, and never moves.
+    [[nodiscard]] std::span<const std::uint32_t> slots() const noexcept {
+        return {slots_.get(), slot_count_.load(std::memory_order_acquire)};
+    }
     // Fires the schedule called for up to `now_ns` (steady), or in all once the thread stopped
     // firing (fires due within the last period before the stop excepted); a flat-out producer
     // has no schedule, so its due is what it fired.
@@ -115,6 +122,11 @@ class ProducerThread final : public SlotPool {
     // The thread's last act as a per-event producer: waits for its fds to come back.
     void drain();
     void retire(Slot& slot);
+    // Takes `slots` as this thread's: owner, mode and counters set, generation bumped.
+    void adopt(const std::vector<std::uint32_t>& slots);
+    // Per-event: takes more slots from the table (doubling, up to max_in_flight); false when it
+    // cannot.
+    bool grow();
     // Counts this thread into the engine's start-up handshake, once.
     void started_once();
     // The thread's schedule, from its first fire (spread over one period within the spec).
@@ -132,9 +144,12 @@ class ProducerThread final : public SlotPool {
     Shared& shared_;
     const Spec& spec_;
     std::string name_;
-    std::vector<std::uint32_t> slots_;
-    std::uint32_t index_;      // this thread's number within its spec
-    bool out_of_fds_ = false;  // producer thread only: in an episode of failed fd creation
+    const std::uint32_t slot_capacity_;       // max_in_flight (per-event), else what it was given
+    std::unique_ptr<std::uint32_t[]> slots_;  // the first slot_count_ are this thread's
+    std::atomic<std::uint32_t> slot_count_{0};
+    bool table_full_logged_ = false;  // producer thread only
+    std::uint32_t index_;             // this thread's number within its spec
+    bool out_of_fds_ = false;         // producer thread only: in an episode of failed fd creation
     std::int64_t last_fd_failure_ns_ = 0;   // producer thread only
     std::uint64_t fd_failures_ = 0;         // producer thread only: failed attempts this episode
     bool counted_started_ = false;          // producer thread only

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 #include "engine_impl.h"
 #include "evfly/fd.h"
@@ -53,26 +54,28 @@ class Pacer {
 };
 
 ProducerThread::ProducerThread(Shared& shared, const Spec& spec, std::uint32_t index,
-                               std::vector<std::uint32_t> slots)
+                               const std::vector<std::uint32_t>& slots)
     : SlotPool(spec.config),
       shared_(shared),
       spec_(spec),
       name_("producer-" + config_.name + "-" + std::to_string(index)),
-      slots_(std::move(slots)),
+      slot_capacity_(config_.kind == ProducerKind::eventfd && config_.fd_mode == FdMode::per_event
+                         ? config_.max_in_flight
+                         : static_cast<std::uint32_t>(slots.size())),
+      slots_(std::make_unique_for_overwrite<std::uint32_t[]>(slot_capacity_)),
       index_(index),
       period_ns_(config_.kind == ProducerKind::eventfd ? period_of(config_.rate) : 0) {
+    adopt(slots);
+}
+
+void ProducerThread::adopt(const std::vector<std::uint32_t>& slots) {
     const bool per_event =
         config_.kind == ProducerKind::eventfd && config_.fd_mode == FdMode::per_event;
-    if (per_event) {
-        free_.reserve(slots_.size());
-        returned_.reserve(slots_.size());
-        // First slot on top, so a lightly loaded producer keeps reusing the same few slots.
-        free_.assign(slots_.rbegin(), slots_.rend());
-    }
     const SlotMode mode = config_.kind == ProducerKind::timerfd ? SlotMode::timer
                           : per_event                           ? SlotMode::per_event
                                                                 : SlotMode::persistent;
-    for (const std::uint32_t s : slots_) {
+    std::uint32_t count = slot_count_.load(std::memory_order_relaxed);
+    for (const std::uint32_t s : slots) {
         Slot& slot = shared_.slots[s];
         slot.owner.store(this, std::memory_order_relaxed);
         slot.mode.store(mode, std::memory_order_release);
@@ -84,7 +87,31 @@ ProducerThread::ProducerThread(Shared& shared, const Spec& spec, std::uint32_t i
         // Publishes the fields above to any consumer that sees a registration of this slot; a
         // stale event for the slot's previous owner no longer matches.
         slot.generation.fetch_add(1, std::memory_order_release);
+        slots_[count++] = s;
     }
+    // The supervisor reads the slots up to this count (reports, the canary): publish them.
+    slot_count_.store(count, std::memory_order_release);
+    // First slot on top, so a lightly loaded producer keeps reusing the same few slots.
+    if (per_event) free_.insert(free_.begin(), slots.rbegin(), slots.rend());
+}
+
+bool ProducerThread::grow() {
+    const std::uint32_t count = slot_count_.load(std::memory_order_relaxed);
+    if (count >= slot_capacity_) return false;
+    // Double what this thread has, up to max_in_flight: slots (and their memory) in proportion
+    // to what is really in flight.
+    const std::uint32_t more = std::min(std::max(count, 1u), slot_capacity_ - count);
+    try {
+        adopt(shared_.slots.allocate(more));
+    } catch (const std::length_error&) {
+        if (!table_full_logged_) {
+            table_full_logged_ = true;
+            log::emit(log::Level::warn, "slot table full; this producer keeps what it has",
+                      {{"producer", config_.name}, {"in_flight", count}});
+        }
+        return false;
+    }
+    return true;
 }
 
 void ProducerThread::started_once() {
@@ -213,6 +240,13 @@ bool ProducerThread::sleep_until(const std::stop_token& stop, std::int64_t deadl
 }
 
 std::int64_t ProducerThread::acquire_slot(const std::stop_token& stop) {
+    if (free_.empty()) {
+        {
+            std::lock_guard lock(pool_mutex_);
+            free_.swap(returned_);
+        }
+        if (free_.empty()) (void)grow();
+    }
     if (free_.empty()) {
         std::unique_lock lock(pool_mutex_);
         if (returned_.empty()) {
@@ -364,7 +398,7 @@ void ProducerThread::drain() {
     // the drain deadline, which a later request_stop() may bring forward.
     std::unique_lock lock(pool_mutex_);
     waiting_ = true;
-    while (free_.size() + returned_.size() != slots_.size()) {
+    while (free_.size() + returned_.size() != slot_count_.load(std::memory_order_relaxed)) {
         const std::int64_t deadline = drain_deadline_ns_.load(std::memory_order_relaxed);
         if (steady_ns() >= deadline) break;
         pool_cv_.wait_until(
@@ -380,8 +414,9 @@ bool ProducerThread::wait_for_outstanding(std::int64_t deadline_ns) {
         std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns));
     std::unique_lock lock(pool_mutex_);
     waiting_ = true;
-    const bool done = pool_cv_.wait_until(
-        lock, deadline, [this] { return free_.size() + returned_.size() == slots_.size(); });
+    const bool done = pool_cv_.wait_until(lock, deadline, [this] {
+        return free_.size() + returned_.size() == slot_count_.load(std::memory_order_relaxed);
+    });
     waiting_ = false;
     return done;
 }
@@ -390,13 +425,13 @@ bool ProducerThread::settle(std::int64_t deadline_ns) {
     if (config_.kind == ProducerKind::eventfd && config_.fd_mode == FdMode::per_event)
         return wait_for_outstanding(deadline_ns);
     // The thread retires its fds as it ends; this covers a thread that ended on an error.
-    for (const std::uint32_t index : slots_) retire(shared_.slots[index]);
+    for (const std::uint32_t index : slots()) retire(shared_.slots[index]);
     return true;
 }
 
 std::uint64_t ProducerThread::abandon_leftovers() {
     std::uint64_t closed = 0;
-    for (const std::uint32_t index : slots_) {
+    for (const std::uint32_t index : slots()) {
         Slot& slot = shared_.slots[index];
         const int fd = slot.fd.exchange(-1, std::memory_order_acq_rel);
         slot.written.store(0, std::memory_order_relaxed);
@@ -409,7 +444,7 @@ std::uint64_t ProducerThread::abandon_leftovers() {
 }
 
 void ProducerThread::run_persistent(const std::stop_token& stop) {
-    const std::uint32_t index = slots_.front();
+    const std::uint32_t index = slots_[0];
     Slot& slot = shared_.slots[index];
     const int fd =
         create_fd(stop, "eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); });
@@ -473,7 +508,7 @@ void ProducerThread::run_persistent(const std::stop_token& stop) {
 
 void ProducerThread::run_timers(const std::stop_token& stop) {
     std::uint32_t armed = 0;
-    for (std::size_t i = 0; i < slots_.size() && !stop.stop_requested(); ++i) {
+    for (std::size_t i = 0; i < slots().size() && !stop.stop_requested(); ++i) {
         const std::uint32_t index = slots_[i];
         Slot& slot = shared_.slots[index];
         const clockid_t clock = config_.clock;
@@ -520,7 +555,7 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
         std::unique_lock lock(pool_mutex_);
         pool_cv_.wait(lock, stop, [] { return false; });
     }
-    for (const std::uint32_t index : slots_) retire(shared_.slots[index]);
+    for (const std::uint32_t index : slots()) retire(shared_.slots[index]);
 }
 
 void ProducerThread::retire(Slot& slot) {

@@ -6,12 +6,15 @@ namespace evfly::detail {
 
 SlotTable::SlotTable() : chunks_(std::make_unique<std::atomic<Slot*>[]>(kMaxChunks)) {}
 
-std::uint64_t SlotTable::available() const noexcept {
+std::uint64_t SlotTable::available() const {
+    std::lock_guard lock(mutex_);
     return free_.size() + (std::uint64_t{kMaxChunks} * kChunkSize - used_);
 }
 
 std::vector<std::uint32_t> SlotTable::allocate(std::uint32_t count) {
-    if (count > available()) throw std::length_error("too many producer slots (at most 16M)");
+    std::lock_guard lock(mutex_);
+    if (count > free_.size() + (std::uint64_t{kMaxChunks} * kChunkSize - used_))
+        throw std::length_error("too many producer slots (at most 16M)");
     std::vector<std::uint32_t> out;
     out.reserve(count);
     while (out.size() < count && !free_.empty()) {
@@ -28,7 +31,8 @@ std::vector<std::uint32_t> SlotTable::allocate(std::uint32_t count) {
     return out;
 }
 
-void SlotTable::release(const std::vector<std::uint32_t>& indices) {
+void SlotTable::release(std::span<const std::uint32_t> indices) {
+    std::lock_guard lock(mutex_);
     free_.insert(free_.end(), indices.begin(), indices.end());
 }
 

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "evfly/config.h"
@@ -115,16 +116,18 @@ class SlotTable {
         return chunks_[index >> kChunkBits].load(
             std::memory_order_acquire)[index & (kChunkSize - 1)];
     }
-    // `count` slots, reused ones first; throws std::length_error when the table is full.
+    // `count` slots, reused ones first; throws std::length_error when the table is full. Safe
+    // from any thread: per-event producers grow their share as their fds in flight grow.
     std::vector<std::uint32_t> allocate(std::uint32_t count);
-    void release(const std::vector<std::uint32_t>& indices);
-    [[nodiscard]] std::uint64_t available() const noexcept;
+    void release(std::span<const std::uint32_t> indices);
+    [[nodiscard]] std::uint64_t available() const;
 
   private:
     std::unique_ptr<std::atomic<Slot*>[]> chunks_;
-    std::vector<std::unique_ptr<Slot[]>> owned_;
-    std::vector<std::uint32_t> free_;
-    std::uint32_t used_ = 0;  // slots ever handed out from fresh chunks
+    mutable std::mutex mutex_;
+    std::vector<std::unique_ptr<Slot[]>> owned_;  // guarded by mutex_
+    std::vector<std::uint32_t> free_;             // guarded by mutex_
+    std::uint32_t used_ = 0;  // guarded by mutex_: slots ever handed out from fresh chunks
 };
 
 }  // namespace evfly::detail

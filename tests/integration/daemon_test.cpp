@@ -555,3 +555,29 @@ TEST(Daemon, UnopenableLogFileIsAStartupResourceError) {
     EXPECT_EQ(r.code, 71);
     EXPECT_NE(r.err.find("cannot open log file"), std::string::npos) << r.err;
 }
+
+// max_in_flight is a bound, not an allocation: a per-event thread takes slots as its fds in
+// flight grow, so a generous bound costs neither start-up time nor memory.
+TEST(Daemon, AGenerousMaxInFlightCostsNothingUntilUsed) {
+    TempDir dir;
+    const auto peak_with = [&](int max_in_flight) {
+        const std::string config =
+            dir.write("many.toml",
+                      "[daemon]\nconsumers = 2\nstats_interval = \"0s\"\n[log]\nsink = "
+                      "\"stderr\"\n[[producer]]\nname = \"many\"\nkind = \"eventfd\"\n"
+                      "threads = 16\nrate = 200\nmax_in_flight = " +
+                          std::to_string(max_in_flight) + "\n");
+        const std::string summary = dir.path() + "/summary.json";
+        const auto begin = std::chrono::steady_clock::now();
+        Process p({"-c", config, "--run-for", "600ms", "--summary", summary});
+        EXPECT_TRUE(evfly::test::wait_logged(p, "started", 1, 5s)) << p.err();
+        EXPECT_LT(std::chrono::steady_clock::now() - begin, 2s);
+        EXPECT_EQ(p.wait(20s), 0) << p.err();
+        const json s = summary_of(summary);
+        expect_clean(s);
+        return s["resources"]["max_rss_kib"].get<std::int64_t>();
+    };
+    const std::int64_t small = peak_with(64);
+    const std::int64_t huge = peak_with(1'000'000);
+    EXPECT_LT(huge - small, 32 * 1024) << small << " KiB with 64, " << huge << " KiB with 1000000";
+}
