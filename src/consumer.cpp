@@ -35,6 +35,7 @@ void ConsumerThread::run() {
             events.resize(want);
         // No timeout: an idle consumer sleeps until there is work or the stop eventfd fires.
         const int n = shared_.epoll.wait(events, -1);
+        epoll_returns.add();
         if (n < 0) {
             if (n == -EINTR) continue;
             errors.add();

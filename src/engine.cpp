@@ -112,6 +112,7 @@ struct LatencySet {
 // Counters of consumers that have left the pool, kept so that reports never go backwards.
 struct ConsumerTotals {
     std::uint64_t wakeups = 0;
+    std::uint64_t epoll_returns = 0;
     std::uint64_t dispatched = 0;
     std::uint64_t stale = 0;
     std::uint64_t errors = 0;
@@ -203,7 +204,7 @@ struct Engine::Impl {
     }
 
     // Starts `count` threads with `start_one(i)` and waits until each runs. If one cannot be
-    // started, returns how many were; the caller unwinds.
+    // started, waits for those that were and rethrows the failure; the caller unwinds them.
     template <typename F>
     std::size_t start_threads(std::size_t count, F start_one) {
         std::uint64_t base = 0;
@@ -291,6 +292,7 @@ struct Engine::Impl {
             if (!c->exited()) return false;
             c->join();
             departed.wakeups += c->wakeups.get();
+            departed.epoll_returns += c->epoll_returns.get();
             departed.dispatched += c->dispatched.get();
             departed.stale += c->stale.get();
             departed.errors += c->errors.get();
@@ -678,12 +680,14 @@ void Engine::report_into(Report& out) const {
     // Consumers first, then producers: see spec_report().
     out.events_dispatched = impl.departed.dispatched;
     out.epoll_wakeups = impl.departed.wakeups;
+    out.epoll_returns = impl.departed.epoll_returns;
     out.stale_events = impl.departed.stale;
     out.consumer_errors = impl.departed.errors;
     out.handler_errors = impl.departed.handler_errors;
     for (const auto& c : impl.consumers) {
         out.events_dispatched += c->dispatched.get();
         out.epoll_wakeups += c->wakeups.get();
+        out.epoll_returns += c->epoll_returns.get();
         out.stale_events += c->stale.get();
         out.consumer_errors += c->errors.get();
         out.handler_errors += c->handler_errors.get();

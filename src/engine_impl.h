@@ -186,7 +186,8 @@ class alignas(64) ConsumerThread {
 
     // Heartbeat: steady ns of the start of the event in hand, 0 while waiting in epoll_wait.
     std::atomic<std::int64_t> busy_since{0};
-    Counter wakeups;
+    Counter wakeups;        // epoll_wait returns that brought work
+    Counter epoll_returns;  // every epoll_wait return: what an idle pool must keep at 0
     Counter dispatched;
     Counter stale;
     Counter errors;

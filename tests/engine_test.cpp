@@ -248,10 +248,14 @@ initial = "1h"
     std::this_thread::sleep_for(300ms);
     Report r;
     engine.report_into(r);
+    // Raw epoll_wait returns, not only those that brought work: a consumer that woke for
+    // nothing (a timeout, a spurious wake-up) shows here.
+    EXPECT_EQ(r.epoll_returns, 0u);
     EXPECT_EQ(r.epoll_wakeups, 0u);
     EXPECT_TRUE(engine.stop(std::chrono::steady_clock::now() + 5s));
     engine.report_into(r);
     EXPECT_EQ(r.epoll_wakeups, 0u);  // the stop itself is not counted as work
+    EXPECT_EQ(r.epoll_returns, 4u);  // one return each, for the stop
 }
 
 TEST(Engine, DestructorStopsARunningEngine) {

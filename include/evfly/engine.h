@@ -72,7 +72,8 @@ class Engine {
     void end_warmup();
 
     // Consumers that have spent longer than `limit` on one event (a stuck handler), by index.
-    // An idle consumer, blocked in epoll_wait, is never stuck. Safe from any thread.
+    // An idle consumer, blocked in epoll_wait, is never stuck. Like every member, supervisor
+    // thread only: it walks the consumer list, which reloads change.
     [[nodiscard]] std::vector<std::uint32_t> stuck_consumers(std::chrono::nanoseconds limit) const;
 
   private:

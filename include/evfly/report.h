@@ -69,7 +69,8 @@ struct Report {
     std::uint32_t consumers = 0;
     std::vector<ProducerReport> producers;
     std::uint64_t events_dispatched = 0;  // epoll events handed to a handler
-    std::uint64_t epoll_wakeups = 0;      // epoll_wait returns in consumers
+    std::uint64_t epoll_wakeups = 0;      // consumer epoll_wait returns that brought work
+    std::uint64_t epoll_returns = 0;      // every consumer epoll_wait return (the stop's too)
     std::uint64_t stale_events = 0;       // events for a registration retired meanwhile (stop only)
     std::uint64_t consumer_errors = 0;    // failed reads / epoll_ctl calls in consumers (logged)
     std::uint64_t handler_errors = 0;     // exceptions out of event handlers, caught (logged)
