@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -173,6 +174,7 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     // EPOLLONESHOT: this consumer is the only one that received this registration, and nothing
     // else closes per-event fds, so the slot is ours until we release it.
     const int fd = slot.fd.load(std::memory_order_relaxed);
+    assert(fd >= 0 && "a per-event registration is consumed once (EPOLLONESHOT)");
     std::uint64_t value = 0;
     if (::read(fd, &value, sizeof value) != static_cast<ssize_t>(sizeof value)) {
         errors.add();

@@ -134,6 +134,8 @@ void Spec::set_epoch() noexcept {
 
 struct Engine::Impl {
     explicit Impl(const Config& cfg) : config(cfg) {}
+    // Every member function of Engine runs on one thread, the supervisor (debug builds check).
+    detail::ThreadOwner supervisor;
     Config config;  // the config in force
     Shared shared;
     std::vector<std::unique_ptr<Spec>> specs;     // running, in config order
@@ -209,7 +211,7 @@ struct Engine::Impl {
     std::size_t start_threads(std::size_t count, F start_one) {
         std::uint64_t base = 0;
         {
-            std::lock_guard lock(shared.lifecycle_mutex);
+            detail::MutexLock lock(shared.lifecycle_mutex);
             base = shared.started;
         }
         std::size_t n = 0;
@@ -221,15 +223,17 @@ struct Engine::Impl {
         }
         // Bounded: every thread counts itself in on every path, but a start must never keep the
         // supervisor (and its signals) waiting for ever.
-        std::unique_lock lock(shared.lifecycle_mutex);
-        if (!shared.lifecycle_cv.wait_for(lock, kStartWait,
-                                          [&] { return shared.started >= base + n; })) {
-            const std::uint64_t up = shared.started - base;
-            lock.unlock();
+        std::uint64_t up = 0;
+        {
+            detail::MutexLock lock(shared.lifecycle_mutex);
+            shared.lifecycle_cv.wait_for(lock, kStartWait, [&]() REQUIRES(shared.lifecycle_mutex) {
+                return shared.started >= base + n;
+            });
+            up = shared.started - base;
+        }
+        if (up < n) {
             log::emit(log::Level::err, "threads slow to start; carrying on without waiting",
                       {{"started", up}, {"expected", n}});
-        } else {
-            lock.unlock();
         }
         if (failure) std::rethrow_exception(failure);
         return n;
@@ -371,6 +375,7 @@ Engine::~Engine() {
 
 void Engine::start() {
     Impl& impl = *impl_;
+    ASSERT_ON_THREAD(impl.supervisor);
     impl.started = true;
     // One epoch for every producer of the initial config: timers of equal period tick together,
     // whichever thread armed them and however long that took.
@@ -429,13 +434,14 @@ void Engine::Impl::resize_pool(std::uint32_t target, std::int64_t deadline_ns) {
         const auto deadline =
             std::min(std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns)),
                      std::chrono::steady_clock::now() + kLeaveWait);
-        std::unique_lock lock(shared.lifecycle_mutex);
-        shared.lifecycle_cv.wait_until(lock, deadline, [&] {
-            const auto gone = static_cast<std::uint64_t>(std::count_if(
-                consumers.begin(), consumers.end(), [](const auto& c) { return c->exited(); }));
-            return gone >= retire_requested - retired;
-        });
-        lock.unlock();
+        {
+            detail::MutexLock lock(shared.lifecycle_mutex);
+            shared.lifecycle_cv.wait_until(lock, deadline, [&] {
+                const auto gone = static_cast<std::uint64_t>(std::count_if(
+                    consumers.begin(), consumers.end(), [](const auto& c) { return c->exited(); }));
+                return gone >= retire_requested - retired;
+            });
+        }
         reap_consumers();
     }
     log::emit(log::Level::info, "consumer pool resized",
@@ -444,6 +450,7 @@ void Engine::Impl::resize_pool(std::uint32_t target, std::int64_t deadline_ns) {
 
 bool Engine::reconfigure(const Config& next) {
     Impl& impl = *impl_;
+    ASSERT_ON_THREAD(impl.supervisor);
     bool changed = false;
     const std::int64_t deadline = detail::steady_ns() + next.daemon.shutdown_timeout.count();
 
@@ -545,12 +552,14 @@ bool Engine::reconfigure(const Config& next) {
 }
 
 void Engine::collect() {
+    ASSERT_ON_THREAD(impl_->supervisor);
     impl_->reap_consumers();
     impl_->release_drained();
 }
 
 bool Engine::stop(std::chrono::steady_clock::time_point deadline) {
     Impl& impl = *impl_;
+    ASSERT_ON_THREAD(impl.supervisor);
     if (impl.stopped) return true;
     impl.pool_at_stop = impl.running_consumers();
     impl.stopped = true;
@@ -600,6 +609,7 @@ bool Engine::stop(std::chrono::steady_clock::time_point deadline) {
 }
 
 std::vector<std::uint32_t> Engine::stuck_consumers(std::chrono::nanoseconds limit) const {
+    ASSERT_ON_THREAD(impl_->supervisor);
     std::vector<std::uint32_t> stuck;
     const std::int64_t now = detail::steady_ns();
     for (const auto& c : impl_->consumers) {
@@ -611,6 +621,7 @@ std::vector<std::uint32_t> Engine::stuck_consumers(std::chrono::nanoseconds limi
 
 std::chrono::nanoseconds Engine::check_stalls(std::chrono::nanoseconds limit) {
     Impl& impl = *impl_;
+    ASSERT_ON_THREAD(impl.supervisor);
     const std::int64_t now = detail::steady_ns();
     bool busy = !impl.retiring.empty();
     // With nothing in flight and only timers running, the next look is due only after the next
@@ -660,6 +671,7 @@ std::chrono::nanoseconds Engine::check_stalls(std::chrono::nanoseconds limit) {
 
 void Engine::begin_warmup() {
     Impl& impl = *impl_;
+    ASSERT_ON_THREAD(impl.supervisor);
     if (impl.warming) return;  // one warm-up at a time; the caller extends it
     impl.raw_latency(impl.warmup_start);
     impl.warming = true;
@@ -667,6 +679,7 @@ void Engine::begin_warmup() {
 
 void Engine::end_warmup() {
     Impl& impl = *impl_;
+    ASSERT_ON_THREAD(impl.supervisor);
     if (!impl.warming) return;
     LatencySet now;
     impl.raw_latency(now);
@@ -676,6 +689,7 @@ void Engine::end_warmup() {
 
 void Engine::report_into(Report& out) const {
     const Impl& impl = *impl_;
+    ASSERT_ON_THREAD(impl.supervisor);
     out.consumers = impl.stopped ? impl.pool_at_stop : impl.running_consumers();
     // Consumers first, then producers: see spec_report().
     out.events_dispatched = impl.departed.dispatched;

@@ -163,12 +163,12 @@ class ProducerThread final : public SlotPool {
     std::atomic<std::int64_t> drain_deadline_ns_{0};  // 0 until the first request_stop()
     std::atomic<bool> finished_{false};
 
-    std::mutex pool_mutex_;
+    Mutex pool_mutex_;
     std::condition_variable_any pool_cv_;
-    std::vector<std::uint32_t> returned_;  // guarded by pool_mutex_
-    std::uint64_t returns_ = 0;            // guarded by pool_mutex_: release_slots() calls
-    bool waiting_ = false;                 // guarded by pool_mutex_
-    std::vector<std::uint32_t> free_;      // producer thread only (supervisor after join)
+    std::vector<std::uint32_t> returned_ GUARDED_BY(pool_mutex_);
+    std::uint64_t returns_ GUARDED_BY(pool_mutex_) = 0;  // release_slots() calls
+    bool waiting_ GUARDED_BY(pool_mutex_) = false;
+    std::vector<std::uint32_t> free_;  // producer thread only (supervisor after join)
 
     std::jthread thread_;
 };
@@ -256,20 +256,20 @@ struct Shared {
 
     // Thread lifecycle: each thread counts itself in once it runs, and consumers count
     // themselves out when they leave.
-    std::mutex lifecycle_mutex;
-    std::condition_variable lifecycle_cv;
-    std::uint64_t started = 0;  // guarded by lifecycle_mutex
-    std::uint64_t exited = 0;   // guarded by lifecycle_mutex
+    Mutex lifecycle_mutex;
+    std::condition_variable_any lifecycle_cv;
+    std::uint64_t started GUARDED_BY(lifecycle_mutex) = 0;
+    std::uint64_t exited GUARDED_BY(lifecycle_mutex) = 0;
     void count_started() {
         {
-            std::lock_guard lock(lifecycle_mutex);
+            MutexLock lock(lifecycle_mutex);
             ++started;
         }
         lifecycle_cv.notify_all();
     }
     void count_exited() {
         {
-            std::lock_guard lock(lifecycle_mutex);
+            MutexLock lock(lifecycle_mutex);
             ++exited;
         }
         lifecycle_cv.notify_all();

@@ -2,6 +2,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -75,6 +76,7 @@ void ProducerThread::adopt(const std::vector<std::uint32_t>& slots) {
                           : per_event                           ? SlotMode::per_event
                                                                 : SlotMode::persistent;
     std::uint32_t count = slot_count_.load(std::memory_order_relaxed);
+    assert(count + slots.size() <= slot_capacity_ && "never more slots than max_in_flight");
     for (const std::uint32_t s : slots) {
         Slot& slot = shared_.slots[s];
         slot.owner.store(this, std::memory_order_relaxed);
@@ -126,7 +128,7 @@ void ProducerThread::start() {
 
 void ProducerThread::request_stop(std::int64_t deadline_ns) {
     {
-        std::lock_guard lock(pool_mutex_);
+        MutexLock lock(pool_mutex_);
         const std::int64_t current = drain_deadline_ns_.load(std::memory_order_relaxed);
         drain_deadline_ns_.store(current == 0 ? deadline_ns : std::min(current, deadline_ns),
                                  std::memory_order_relaxed);
@@ -234,7 +236,7 @@ void ProducerThread::close_schedule() {
 bool ProducerThread::sleep_until(const std::stop_token& stop, std::int64_t deadline_ns) {
     const auto deadline =
         std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns));
-    std::unique_lock lock(pool_mutex_);
+    MutexLock lock(pool_mutex_);
     pool_cv_.wait_until(lock, stop, deadline, [] { return false; });
     return !stop.stop_requested();
 }
@@ -242,16 +244,17 @@ bool ProducerThread::sleep_until(const std::stop_token& stop, std::int64_t deadl
 std::int64_t ProducerThread::acquire_slot(const std::stop_token& stop) {
     if (free_.empty()) {
         {
-            std::lock_guard lock(pool_mutex_);
+            MutexLock lock(pool_mutex_);
             free_.swap(returned_);
         }
         if (free_.empty()) (void)grow();
     }
     if (free_.empty()) {
-        std::unique_lock lock(pool_mutex_);
+        MutexLock lock(pool_mutex_);
         if (returned_.empty()) {
             waiting_ = true;
-            pool_cv_.wait(lock, stop, [this] { return !returned_.empty(); });
+            pool_cv_.wait(lock, stop,
+                          [this]() REQUIRES(pool_mutex_) { return !returned_.empty(); });
             waiting_ = false;
         }
         // Take everything the consumers handed back in one go: one lock per batch, not per event.
@@ -264,7 +267,7 @@ std::int64_t ProducerThread::acquire_slot(const std::stop_token& stop) {
 }
 
 void ProducerThread::release_slots(const std::uint32_t* indices, std::size_t count) {
-    std::lock_guard lock(pool_mutex_);
+    MutexLock lock(pool_mutex_);
     returned_.insert(returned_.end(), indices, indices + count);
     ++returns_;
     if (waiting_) pool_cv_.notify_one();
@@ -316,11 +319,11 @@ int ProducerThread::create_fd(const std::stop_token& stop, const char* what, Mak
         }
         // Wait for one of our fds to come back (a new return, not one already waiting in
         // returned_), or the back-off, which doubles up to kFdBackoffMaxNs while this lasts.
-        std::unique_lock lock(pool_mutex_);
+        MutexLock lock(pool_mutex_);
         const std::uint64_t seen = returns_;
         waiting_ = true;
         pool_cv_.wait_for(lock, stop, std::chrono::nanoseconds(backoff_ns),
-                          [this, seen] { return returns_ != seen; });
+                          [this, seen]() REQUIRES(pool_mutex_) { return returns_ != seen; });
         waiting_ = false;
         backoff_ns = std::min(backoff_ns * 2, kFdBackoffMaxNs);
     }
@@ -396,7 +399,7 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
 void ProducerThread::drain() {
     // Every fd this thread fired is consumed and closed by a consumer; wait for the last one, or
     // the drain deadline, which a later request_stop() may bring forward.
-    std::unique_lock lock(pool_mutex_);
+    MutexLock lock(pool_mutex_);
     waiting_ = true;
     while (free_.size() + returned_.size() != slot_count_.load(std::memory_order_relaxed)) {
         const std::int64_t deadline = drain_deadline_ns_.load(std::memory_order_relaxed);
@@ -412,9 +415,9 @@ bool ProducerThread::wait_for_outstanding(std::int64_t deadline_ns) {
     // that a joined producer means a drained producer.
     const auto deadline =
         std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns));
-    std::unique_lock lock(pool_mutex_);
+    MutexLock lock(pool_mutex_);
     waiting_ = true;
-    const bool done = pool_cv_.wait_until(lock, deadline, [this] {
+    const bool done = pool_cv_.wait_until(lock, deadline, [this]() REQUIRES(pool_mutex_) {
         return free_.size() + returned_.size() == slot_count_.load(std::memory_order_relaxed);
     });
     waiting_ = false;
@@ -552,7 +555,7 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
                   {{"producer", config_.name}, {"timers", armed}});
     // The kernel keeps the period; this thread only waits to retire its timers.
     {
-        std::unique_lock lock(pool_mutex_);
+        MutexLock lock(pool_mutex_);
         pool_cv_.wait(lock, stop, [] { return false; });
     }
     for (const std::uint32_t index : slots()) retire(shared_.slots[index]);

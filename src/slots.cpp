@@ -7,12 +7,12 @@ namespace evfly::detail {
 SlotTable::SlotTable() : chunks_(std::make_unique<std::atomic<Slot*>[]>(kMaxChunks)) {}
 
 std::uint64_t SlotTable::available() const {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     return free_.size() + (std::uint64_t{kMaxChunks} * kChunkSize - used_);
 }
 
 std::vector<std::uint32_t> SlotTable::allocate(std::uint32_t count) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (count > free_.size() + (std::uint64_t{kMaxChunks} * kChunkSize - used_))
         throw std::length_error("too many producer slots (at most 16M)");
     std::vector<std::uint32_t> out;
@@ -32,7 +32,7 @@ std::vector<std::uint32_t> SlotTable::allocate(std::uint32_t count) {
 }
 
 void SlotTable::release(std::span<const std::uint32_t> indices) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     free_.insert(free_.end(), indices.begin(), indices.end());
 }
 

@@ -23,23 +23,26 @@
 #include <vector>
 
 #include "evfly/config.h"
+#include "thread_annotations.h"
 
 namespace evfly::detail {
 
 // A counter with one writing thread at a time and any number of readers: no read-modify-write
 // instruction. Successive writers must be ordered by a happens-before edge (a mutex, a join, or
-// a slot's generation).
+// a slot's generation). Stores are releases and get() an acquire (plain moves on x86): a report
+// that reads what consumers read (value_read) before what producers wrote (value_written) never
+// shows more read than written, as a value is counted written before its write() syscall.
 class Counter {
   public:
     void add(std::uint64_t n = 1) noexcept {
-        value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+        value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_release);
     }
     void sub(std::uint64_t n) noexcept {
-        value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+        value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_release);
     }
-    void reset() noexcept { value_.store(0, std::memory_order_relaxed); }
+    void reset() noexcept { value_.store(0, std::memory_order_release); }
     [[nodiscard]] std::uint64_t get() const noexcept {
-        return value_.load(std::memory_order_relaxed);
+        return value_.load(std::memory_order_acquire);
     }
 
   private:
@@ -118,16 +121,16 @@ class SlotTable {
     }
     // `count` slots, reused ones first; throws std::length_error when the table is full. Safe
     // from any thread: per-event producers grow their share as their fds in flight grow.
-    std::vector<std::uint32_t> allocate(std::uint32_t count);
-    void release(std::span<const std::uint32_t> indices);
-    [[nodiscard]] std::uint64_t available() const;
+    std::vector<std::uint32_t> allocate(std::uint32_t count) EXCLUDES(mutex_);
+    void release(std::span<const std::uint32_t> indices) EXCLUDES(mutex_);
+    [[nodiscard]] std::uint64_t available() const EXCLUDES(mutex_);
 
   private:
     std::unique_ptr<std::atomic<Slot*>[]> chunks_;
-    mutable std::mutex mutex_;
-    std::vector<std::unique_ptr<Slot[]>> owned_;  // guarded by mutex_
-    std::vector<std::uint32_t> free_;             // guarded by mutex_
-    std::uint32_t used_ = 0;  // guarded by mutex_: slots ever handed out from fresh chunks
+    mutable Mutex mutex_;
+    std::vector<std::unique_ptr<Slot[]>> owned_ GUARDED_BY(mutex_);
+    std::vector<std::uint32_t> free_ GUARDED_BY(mutex_);
+    std::uint32_t used_ GUARDED_BY(mutex_) = 0;  // slots ever handed out from fresh chunks
 };
 
 }  // namespace evfly::detail
