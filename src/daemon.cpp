@@ -22,6 +22,8 @@ enum Source : std::uint64_t { kSignals, kStats, kRunFor, kWatchdog, kStall, kWar
 
 using Clock = std::chrono::steady_clock;
 
+constexpr Nanos kFirstStats = std::chrono::seconds(1);
+
 Fd make_signalfd() {
     sigset_t set;
     ::sigemptyset(&set);
@@ -84,7 +86,10 @@ class Supervisor {
           metrics_(config.metrics.textfile) {
         (void)loop_.add(signals_.get(), EPOLLIN, kSignals);
         (void)loop_.add(stats_timer_.get(), EPOLLIN, kStats);
-        set_timer(stats_timer_, config.daemon.stats_interval, config.daemon.stats_interval);
+        // The first stats line comes after at most a second, so whoever starts evflyd sees it
+        // working at once; then one every stats_interval.
+        set_timer(stats_timer_, std::min(config.daemon.stats_interval, kFirstStats),
+                  config.daemon.stats_interval);
         (void)loop_.add(stall_timer_.get(), EPOLLIN, kStall);
         (void)loop_.add(warmup_timer_.get(), EPOLLIN, kWarmup);
         if (options.run_for) {

@@ -51,7 +51,10 @@ std::int64_t to_ns(std::chrono::steady_clock::time_point t) {
 // thread starts, and evflyd never sets its environment, so no setenv() races the read.
 std::uint64_t env_u64(const char* name) {
     const char* text = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
-    return text == nullptr ? 0 : std::strtoull(text, nullptr, 10);
+    if (text == nullptr) return 0;
+    log::emit(log::Level::warn, "test-only hook set; never in production",
+              {{"variable", name}, {"value", text}});
+    return std::strtoull(text, nullptr, 10);
 }
 
 void accumulate(ProducerReport& into, const ProducerReport& r) {

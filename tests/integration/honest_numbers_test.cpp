@@ -246,6 +246,8 @@ rate = 50
     const json s = summary_of(summary);
     expect_clean(s);
     EXPECT_EQ(count_logged(p, kStall), 1u) << p.err();
+    // A test hook never goes unnoticed.
+    EXPECT_EQ(count_logged(p, "test-only hook set; never in production"), 1u) << p.err();
     const auto lines = log_lines(p);
     const json* warning = first_logged(lines, kStall);
     ASSERT_NE(warning, nullptr);
