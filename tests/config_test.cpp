@@ -8,6 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/bad_configs.h"
+#include "common/temp_dir.h"
+
 using evfly::Config;
 using evfly::ConfigError;
 using evfly::parse_config;
@@ -230,12 +233,7 @@ TEST(ConfigErrors, EveryErrorIsReportedNotOnlyTheFirst) {
 
 class ConfigFiles : public ::testing::Test {
   protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/evfly-config-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override { std::filesystem::remove_all(dir_); }
+    void SetUp() override { dir_ = temp_.path(); }
     std::string message_for(const std::string& path) {
         try {
             evfly::load_config(path);
@@ -244,6 +242,7 @@ class ConfigFiles : public ::testing::Test {
         }
         return "accepted";
     }
+    evfly::test::TempDir temp_;
     std::string dir_;
 };
 
@@ -276,3 +275,29 @@ TEST_F(ConfigFiles, ErrorsNameTheFilePath) {
     EXPECT_EQ(message_for(path),
               path + ":2: key 'daemon.consumers': must be between 1 and 1024 (got 0)");
 }
+
+// Every broken config of the shared table, parsed: refused, with an issue naming its line, key
+// and reason (the integration tests start the binary on a handful of them).
+class ConfigTable : public ::testing::TestWithParam<evfly::test::BadConfig> {};
+
+TEST_P(ConfigTable, IsRefusedNamingLineAndKey) {
+    const auto& c = GetParam();
+    try {
+        (void)parse_config(c.text, "bad.toml");
+        ADD_FAILURE() << "accepted:\n" << c.text;
+    } catch (const ConfigError& e) {
+        bool named = false;
+        for (const auto& issue : e.issues()) {
+            EXPECT_EQ(issue.file, "bad.toml");
+            named =
+                named || (issue.line == static_cast<std::uint32_t>(c.line) && issue.key == c.key &&
+                          issue.message.find(c.says) != std::string::npos);
+        }
+        EXPECT_TRUE(named) << "want line " << c.line << ", key '" << c.key << "', '" << c.says
+                           << "' in:\n"
+                           << e.what();
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shared, ConfigTable, ::testing::ValuesIn(evfly::test::bad_configs()),
+                         [](const auto& test) { return std::string(test.param.name); });

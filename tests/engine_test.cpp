@@ -2,12 +2,14 @@
 #include "evfly/engine.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
 
+#include "common/proc.h"
 #include "evfly/fd.h"
 
 using namespace std::chrono_literals;
@@ -271,14 +273,10 @@ TEST(Engine, DestructorStopsARunningEngine) {
 namespace {
 
 // Kernel thread ids of this process's threads whose name starts with `prefix`, by name.
+// {name: tid} of this process's threads named `prefix`...
 std::map<std::string, std::string> threads_named(const std::string& prefix) {
     std::map<std::string, std::string> out;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
-        std::ifstream comm(entry.path() / "comm");
-        std::string name;
-        std::getline(comm, name);
-        if (name.rfind(prefix, 0) == 0) out[name] = entry.path().filename().string();
-    }
+    for (const auto& [tid, name] : evfly::test::threads_of(::getpid(), prefix)) out[name] = tid;
     return out;
 }
 

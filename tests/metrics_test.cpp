@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/temp_dir.h"
+
 namespace {
 
 evfly::Report sample_report() {
@@ -78,9 +80,8 @@ TEST(Metrics, HistogramBucketsAreCumulativeAndEndAtTheCount) {
 }
 
 TEST(Metrics, TextfileIsReplacedWhole) {
-    const auto dir =
-        std::filesystem::temp_directory_path() / ("evfly-metrics-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
+    const evfly::test::TempDir temp;
+    const std::filesystem::path dir = temp.path();
     const std::string path = (dir / "evfly.prom").string();
     evfly::write_textfile(path, "first\n");
     evfly::write_textfile(path, "second\n");
@@ -92,5 +93,4 @@ TEST(Metrics, TextfileIsReplacedWhole) {
     EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 1);
     EXPECT_THROW(evfly::write_textfile((dir / "missing" / "evfly.prom").string(), "x"),
                  std::system_error);
-    std::filesystem::remove_all(dir);
 }

@@ -20,23 +20,6 @@ extern char** environ;
 
 namespace evfly::test {
 
-TempDir::TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "evfly-test-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-}
-
-std::string TempDir::write(const std::string& name, const std::string& text) const {
-    const std::string file = path_ + "/" + name;
-    std::ofstream(file, std::ios::binary) << text;
-    return file;
-}
-
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     std::ostringstream ss;
@@ -158,13 +141,8 @@ Result run_evflyd(const std::vector<std::string>& args, const SpawnOptions& opti
 namespace {
 template <typename F>
 void for_threads(pid_t pid, const std::string& prefix, F&& f) {
-    const std::string dir = "/proc/" + std::to_string(pid) + "/task";
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-        const std::string comm = read_file(entry.path().string() + "/comm");
-        if (comm.rfind(prefix, 0) != 0) continue;
-        f(entry.path().string());
-    }
+    const std::string dir = "/proc/" + std::to_string(pid) + "/task/";
+    for (const auto& [tid, name] : threads_of(pid, prefix)) f(dir + tid);
 }
 }  // namespace
 

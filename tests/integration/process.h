@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "../common/proc.h"
+#include "../common/temp_dir.h"
+
 namespace evfly::test {
 
 struct SpawnOptions {
@@ -16,9 +19,9 @@ struct SpawnOptions {
     // RLIMIT_NPROC (soft and hard): threads of the child's user; root ignores it, so pair it
     // with `uid`.
     std::optional<unsigned long> nproc;
-    bool clear_notify_env = true;         // drop NOTIFY_SOCKET/WATCHDOG_* inherited from us
-    std::optional<uid_t> uid;             // run as this user (and group of the same number)
-    std::string program;                  // another evflyd binary than the one under test
+    bool clear_notify_env = true;  // drop NOTIFY_SOCKET/WATCHDOG_* inherited from us
+    std::optional<uid_t> uid;      // run as this user (and group of the same number)
+    std::string program;           // another evflyd binary than the one under test
 };
 
 class Process {
@@ -49,18 +52,6 @@ struct Result {
 };
 Result run_evflyd(const std::vector<std::string>& args, const SpawnOptions& options = {},
                   std::chrono::milliseconds timeout = std::chrono::seconds(60));
-
-// A temporary directory removed with its contents at destruction.
-class TempDir {
-  public:
-    TempDir();
-    ~TempDir();
-    [[nodiscard]] const std::string& path() const noexcept { return path_; }
-    std::string write(const std::string& name, const std::string& text) const;
-
-  private:
-    std::string path_;
-};
 
 std::string read_file(const std::string& path);
 std::vector<std::string> lines(const std::string& text);
