@@ -26,12 +26,13 @@ using Value = toml::value;
 using OrderedValue = toml::basic_value<toml::discard_comments, std::map, std::vector>;
 
 const std::set<std::string> kTopKeys{"daemon", "log", "metrics", "slo", "producer"};
-const std::set<std::string> kDaemonKeys{"consumers",        "max_events",  "stats_interval",
-                                        "shutdown_timeout", "stall_after", "warmup"};
+const std::set<std::string> kDaemonKeys{
+    "consumers", "max_events", "stats_interval", "shutdown_timeout", "stall_after",
+    "warmup",    "spin"};
 const std::set<std::string> kLogKeys{"level", "format", "sink", "file"};
 const std::set<std::string> kMetricsKeys{"textfile"};
 const std::set<std::string> kCommonProducerKeys{"name", "kind", "threads", "work"};
-const std::set<std::string> kEventfdKeys{"rate", "fd_mode", "max_in_flight"};
+const std::set<std::string> kEventfdKeys{"rate", "fd_mode", "max_in_flight", "fire"};
 const std::set<std::string> kTimerfdKeys{"timers", "initial", "interval", "clock"};
 const std::vector<std::string> kLevels{"trace", "debug",    "info", "warn",
                                        "error", "critical", "off"};
@@ -261,6 +262,14 @@ void validate_producer(Validator& check, const Value& table, std::size_t index, 
     check.choice(table, prefix, "fd_mode", p.fd_mode,
                  {{"per-event", FdMode::per_event}, {"persistent", FdMode::persistent}});
     check.integer(table, prefix, "max_in_flight", p.max_in_flight, 1, 1'000'000);
+    if (check.choice(table, prefix, "fire", p.fire,
+                     {{"write", FireMode::write}, {"create", FireMode::create}}) &&
+        p.fire == FireMode::create && p.fd_mode != FdMode::per_event) {
+        check.error(
+            *check.find(table, "fire"), prefix + "fire",
+            "fire = \"create\" is for per-event producers; a persistent fd is created once");
+        p.fire = FireMode::write;
+    }
     check.integer(table, prefix, "timers", p.timers, 1, 65'536);
     check.duration(table, prefix, "initial", p.initial, Nanos(1), std::chrono::hours(24 * 365));
     check.duration(table, prefix, "interval", p.interval, Nanos(0), std::chrono::hours(24 * 365));
@@ -349,6 +358,8 @@ Config validate(const Value& root, const std::string& file) {
         }
         check.duration(*daemon, "daemon.", "warmup", config.daemon.warmup, Nanos(0),
                        std::chrono::hours(1));
+        check.duration(*daemon, "daemon.", "spin", config.daemon.spin, Nanos(0),
+                       std::chrono::milliseconds(100));
     }
 
     if (const Value* slo = check.table(root, "slo")) {
@@ -624,6 +635,8 @@ const char* to_string(ProducerKind kind) {
 const char* to_string(FdMode mode) {
     return mode == FdMode::per_event ? "per-event" : "persistent";
 }
+const char* to_string(FireMode mode) { return mode == FireMode::create ? "create" : "write"; }
+
 const char* clock_name(clockid_t clock) {
     switch (clock) {
         case CLOCK_REALTIME:
@@ -645,7 +658,8 @@ std::string to_toml(const Config& config) {
         {"stats_interval", format_duration(config.daemon.stats_interval)},
         {"shutdown_timeout", format_duration(config.daemon.shutdown_timeout)},
         {"stall_after", format_duration(config.daemon.stall_after)},
-        {"warmup", format_duration(config.daemon.warmup)}};
+        {"warmup", format_duration(config.daemon.warmup)},
+        {"spin", format_duration(config.daemon.spin)}};
     OrderedValue::table_type log{{"level", config.log.level},
                                  {"format", config.log.format == LogFormat::json ? "json" : "text"},
                                  {"sink", kSinks[static_cast<int>(config.log.sink)]},
@@ -670,6 +684,7 @@ std::string to_toml(const Config& config) {
             t.emplace("rate", static_cast<std::int64_t>(p.rate));
             t.emplace("fd_mode", to_string(p.fd_mode));
             t.emplace("max_in_flight", p.max_in_flight);
+            t.emplace("fire", to_string(p.fire));
         } else {
             t.emplace("timers", p.timers);
             t.emplace("initial", format_duration(p.initial));

@@ -28,15 +28,24 @@ void ConsumerThread::run() {
     std::vector<epoll_event> events(shared_.max_events.load(std::memory_order_relaxed));
     wedge_armed_ = shared_.test_wedge_ns.load(std::memory_order_relaxed) > 0;
     shared_.count_started();
+    std::int64_t spin_until = 0;  // after work, poll without blocking until then (daemon.spin)
     while (!stopping_) {
         busy_since.store(0, std::memory_order_relaxed);
         // A reload may change the batch size; one relaxed load per batch.
         if (const auto want = shared_.max_events.load(std::memory_order_relaxed);
             want != events.size())
             events.resize(want);
-        // No timeout: an idle consumer sleeps until there is work or the stop eventfd fires.
-        const int n = shared_.epoll.wait(events, -1);
-        epoll_returns.add();
+        int n = 0;
+        if (spin_until != 0 && steady_ns() < spin_until) {
+            // Bounded spinning: only right after work, so an idle pool still never wakes.
+            n = shared_.epoll.wait(events, 0);
+            spin_polls.add();
+            if (n == 0) continue;
+        } else {
+            // No timeout: an idle consumer sleeps until there is work or the stop eventfd fires.
+            n = shared_.epoll.wait(events, -1);
+            epoll_returns.add();
+        }
         if (n < 0) {
             if (n == -EINTR) continue;
             errors.add();
@@ -61,7 +70,11 @@ void ConsumerThread::run() {
             }
         }
         flush_released();
-        if (dispatched.get() != dispatched_before) wakeups.add();
+        if (dispatched.get() != dispatched_before) {
+            wakeups.add();
+            const std::int64_t spin = shared_.spin_ns.load(std::memory_order_relaxed);
+            spin_until = spin == 0 ? 0 : steady_ns() + spin;
+        }
     }
     busy_since.store(0, std::memory_order_relaxed);
     exited_.store(true, std::memory_order_release);

@@ -292,6 +292,7 @@ class Supervisor {
         }
         if (next.daemon.consumers != config_.daemon.consumers) note("daemon.consumers");
         if (next.daemon.max_events != config_.daemon.max_events) note("daemon.max_events");
+        if (next.daemon.spin != config_.daemon.spin) note("daemon.spin");
         if (next.daemon.shutdown_timeout != config_.daemon.shutdown_timeout)
             note("daemon.shutdown_timeout");
         const bool producers_changed = next.producers != config_.producers;
@@ -308,6 +309,7 @@ class Supervisor {
         }
         config_.daemon.consumers = next.daemon.consumers;
         config_.daemon.max_events = next.daemon.max_events;
+        config_.daemon.spin = next.daemon.spin;
         config_.daemon.shutdown_timeout = next.daemon.shutdown_timeout;
         config_.producers = next.producers;
         if (next.daemon.stall_after != config_.daemon.stall_after) {

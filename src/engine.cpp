@@ -116,6 +116,7 @@ struct LatencySet {
 struct ConsumerTotals {
     std::uint64_t wakeups = 0;
     std::uint64_t epoll_returns = 0;
+    std::uint64_t spin_polls = 0;
     std::uint64_t dispatched = 0;
     std::uint64_t stale = 0;
     std::uint64_t errors = 0;
@@ -300,6 +301,7 @@ struct Engine::Impl {
             c->join();
             departed.wakeups += c->wakeups.get();
             departed.epoll_returns += c->epoll_returns.get();
+            departed.spin_polls += c->spin_polls.get();
             departed.dispatched += c->dispatched.get();
             departed.stale += c->stale.get();
             departed.errors += c->errors.get();
@@ -354,6 +356,7 @@ Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {
         throw std::system_error(err, std::generic_category(), "epoll_ctl ADD (retire eventfd)");
     }
     shared.max_events.store(config.daemon.max_events, std::memory_order_relaxed);
+    shared.spin_ns.store(config.daemon.spin.count(), std::memory_order_relaxed);
 
     std::uint64_t total = 0;
     for (const auto& p : config.producers) total += slots_needed(p);
@@ -543,6 +546,13 @@ bool Engine::reconfigure(const Config& next) {
                   {{"from", impl.config.daemon.max_events}, {"to", next.daemon.max_events}});
         changed = true;
     }
+    if (impl.config.daemon.spin != next.daemon.spin) {
+        impl.shared.spin_ns.store(next.daemon.spin.count(), std::memory_order_relaxed);
+        log::emit(log::Level::info, "spin changed",
+                  {{"from_us", static_cast<double>(impl.config.daemon.spin.count()) / 1e3},
+                   {"to_us", static_cast<double>(next.daemon.spin.count()) / 1e3}});
+        changed = true;
+    }
     if (impl.config.daemon.shutdown_timeout != next.daemon.shutdown_timeout) changed = true;
     impl.config.daemon = next.daemon;
     impl.config.producers.clear();
@@ -698,6 +708,7 @@ void Engine::report_into(Report& out) const {
     out.events_dispatched = impl.departed.dispatched;
     out.epoll_wakeups = impl.departed.wakeups;
     out.epoll_returns = impl.departed.epoll_returns;
+    out.spin_polls = impl.departed.spin_polls;
     out.stale_events = impl.departed.stale;
     out.consumer_errors = impl.departed.errors;
     out.handler_errors = impl.departed.handler_errors;
@@ -705,6 +716,7 @@ void Engine::report_into(Report& out) const {
         out.events_dispatched += c->dispatched.get();
         out.epoll_wakeups += c->wakeups.get();
         out.epoll_returns += c->epoll_returns.get();
+        out.spin_polls += c->spin_polls.get();
         out.stale_events += c->stale.get();
         out.consumer_errors += c->errors.get();
         out.handler_errors += c->handler_errors.get();

@@ -187,7 +187,8 @@ class alignas(64) ConsumerThread {
     // Heartbeat: steady ns of the start of the event in hand, 0 while waiting in epoll_wait.
     std::atomic<std::int64_t> busy_since{0};
     Counter wakeups;        // epoll_wait returns that brought work
-    Counter epoll_returns;  // every epoll_wait return: what an idle pool must keep at 0
+    Counter epoll_returns;  // every blocking epoll_wait return: what an idle pool keeps at 0
+    Counter spin_polls;     // non-blocking epoll_wait calls while spinning (daemon.spin)
     Counter dispatched;
     Counter stale;
     Counter errors;
@@ -236,7 +237,8 @@ struct Shared {
     Fd retire_fd;  // semaphore, one-shot: each unit read ends one consumer (the pool shrinks)
     SlotTable slots;
     std::atomic<std::uint32_t> max_events{64};
-    std::atomic<bool> abandon{false};  // drain timed out: consumers stop at once
+    std::atomic<std::int64_t> spin_ns{0};  // daemon.spin: a consumer's poll time after work
+    std::atomic<bool> abandon{false};      // drain timed out: consumers stop at once
     // Test-only: the consumer that takes the first event spends this long on it
     // (EVFLY_TEST_WEDGE_CONSUMER_MS), so the tests can see the watchdog held back.
     std::atomic<std::int64_t> test_wedge_ns{0};

@@ -4,6 +4,7 @@
 
 #include <cassert>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <stdexcept>
 
@@ -333,6 +334,10 @@ int ProducerThread::create_fd(const std::stop_token& stop, const char* what, Mak
 void ProducerThread::run_per_event(const std::stop_token& stop) {
     Pacer pacer = start_schedule();
     const std::uint64_t value = shared_.test_eventfd_value;
+    // fire = "create": the eventfd is born holding its value (eventfd(2) takes an unsigned int),
+    // and registering it is the fire: create, register, read, close.
+    const bool create = config_.fire == FireMode::create && value <= UINT_MAX;
+    const auto initial = static_cast<unsigned int>(create ? value : 0);
     while (!stop.stop_requested()) {
         const std::int64_t due_or_stop = wait_due(pacer, stop);
         if (due_or_stop < 0) break;
@@ -340,8 +345,8 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
         const std::int64_t acquired = acquire_slot(stop);
         if (acquired < 0) break;
         const auto index = static_cast<std::uint32_t>(acquired);
-        const int fd =
-            create_fd(stop, "eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); });
+        const int fd = create_fd(
+            stop, "eventfd", [initial] { return ::eventfd(initial, EFD_CLOEXEC | EFD_NONBLOCK); });
         if (fd < 0) {
             free_.push_back(index);
             break;
@@ -349,9 +354,33 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
         Slot& slot = shared_.slots[index];
         const std::uint32_t generation = slot.generation.load(std::memory_order_relaxed);
         slot.fd.store(fd, std::memory_order_relaxed);
+        // Count and stamp before the fd can be read: for "write" that is the write(), for
+        // "create" the registration (an fd registered readable is reported at once). A consumer
+        // may count the value before the call returns, and written must never trail read.
+        const auto fire = [&] {
+            fired.add();
+            value_written.add(value);
+            const std::int64_t now = steady_ns();
+            if (pacer.flat_out()) {
+                due = now;  // no schedule: due when written
+            } else {
+                count_late(due, now);
+            }
+            // Latency counts from the due time, however long the wait for a slot or an fd took;
+            // the write stamp goes last, with release, and the consumer loads it first.
+            slot.stamp.store(due, std::memory_order_relaxed);
+            slot.written.store(now, std::memory_order_release);
+        };
+        const auto unfire = [&] {
+            fired.sub(1);
+            value_written.sub(value);
+            slot.written.store(0, std::memory_order_relaxed);
+        };
+        if (create) fire();
         if (const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, generation));
             err != 0) {
             // ENOSPC (max_user_watches) or ENOMEM: treat like fd exhaustion and try again later.
+            if (create) unfire();
             ::close(fd);
             slot.fd.store(-1, std::memory_order_relaxed);
             free_.push_back(index);
@@ -361,32 +390,18 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
             sleep_until(stop, steady_ns() + kFdBackoffNs);
             continue;
         }
-        // Count before the write: a consumer may read and count the value before write() returns,
-        // and written must never trail read.
-        fired.add();
-        value_written.add(value);
-        const std::int64_t now = steady_ns();
-        if (pacer.flat_out()) {
-            due = now;  // no schedule: due when written
-        } else {
-            count_late(due, now);
-        }
-        // Latency counts from the due time, however long the wait for a slot or an fd took; the
-        // write stamp goes last, with release, and the consumer loads it first.
-        slot.stamp.store(due, std::memory_order_relaxed);
-        slot.written.store(now, std::memory_order_release);
+        if (create) continue;
+        fire();
         // A fresh counter is 0, so this write cannot meet a full counter; an error here is
         // unexpected and leaves the fd registered and unfired, so retire it ourselves.
         if (::write(fd, &value, sizeof value) != static_cast<ssize_t>(sizeof value)) {
             const int err = errno;
-            fired.sub(1);
-            value_written.sub(value);
+            unfire();
             errors.add();
             log::emit(log::Level::err, "eventfd write failed",
                       {{"producer", config_.name}, {"fd", fd}, {"error", errno_text(err)}});
             (void)shared_.epoll.remove(fd);
             ::close(fd);
-            slot.written.store(0, std::memory_order_relaxed);
             slot.fd.store(-1, std::memory_order_relaxed);
             slot.generation.store(generation + 1, std::memory_order_release);
             free_.push_back(index);

@@ -119,6 +119,18 @@ TEST(Config, CanaryWarmupAndSloKeysParseAndPrintBack) {
     EXPECT_TRUE(bare.slo.empty());
 }
 
+TEST(Config, SpinAndFireParseAndPrintBack) {
+    const Config c = parse_config(
+        "[daemon]\nspin = \"50us\"\n[[producer]]\nname = \"p\"\nkind = \"eventfd\"\nfire = "
+        "\"create\"\n",
+        "spin.toml");
+    EXPECT_EQ(c.daemon.spin, std::chrono::microseconds(50));
+    EXPECT_EQ(c.producers[0].fire, evfly::FireMode::create);
+    const Config again = parse_config(evfly::to_toml(c), "printed.toml");
+    EXPECT_EQ(again.daemon, c.daemon);
+    EXPECT_EQ(again.producers, c.producers);
+}
+
 TEST(ConfigErrors, SyntaxErrorNamesTheLine) {
     const auto issues = issues_of("[daemon]\nconsumers = 4\nmax_events = = 3\n");
     ASSERT_EQ(issues.size(), 1u);

@@ -151,6 +151,76 @@ max_in_flight = 16
     EXPECT_EQ(r.oldest_in_flight.age_ns, 0);
 }
 
+// fire = "create": the eventfd is born holding its value and registering it is the fire (4
+// syscalls in its life). Flat out and paced, every value is read once and nothing is left open.
+TEST(Engine, CreateFiredPerEventFdsAreExact) {
+    const int fds = evfly::count_open_fds();
+    bool drained = false;
+    const Report r = run_for(config_of(R"(
+[daemon]
+consumers = 2
+[[producer]]
+name = "flat"
+kind = "eventfd"
+threads = 2
+rate = 0
+fire = "create"
+max_in_flight = 64
+[[producer]]
+name = "paced"
+kind = "eventfd"
+rate = 1000
+fire = "create"
+)"),
+                             400ms, &drained);
+    EXPECT_TRUE(drained);
+    EXPECT_EQ(r.totals().lost, 0);
+    ASSERT_EQ(r.producers.size(), 2u);
+    EXPECT_GT(r.producers[0].fired, 1000u);
+    for (const auto& p : r.producers) {
+        EXPECT_EQ(p.value_written, p.value_read) << p.name;
+        EXPECT_EQ(p.value_written, p.fired) << p.name;  // value 1 each
+        EXPECT_EQ(p.due, p.fired + p.skipped) << p.name;
+    }
+    EXPECT_GE(r.producers[1].fired, 250u);
+    // Every event's latency and delivery were recorded, stamped before the registration.
+    EXPECT_EQ(r.eventfd_latency.count(), r.totals().fired);
+    EXPECT_EQ(r.eventfd_delivery.count(), r.totals().fired);
+    EXPECT_EQ(r.consumer_errors, 0u);
+    EXPECT_EQ(evfly::count_open_fds(), fds);
+}
+
+// daemon.spin: after work a consumer polls without blocking for a while; with nothing due it
+// never starts, so an idle pool still makes no wake-up.
+TEST(Engine, SpinFollowsWorkOnly) {
+    {
+        Engine idle(
+            config_of("[daemon]\nconsumers = 4\nspin = \"5ms\"\n[[producer]]\nname = \"later\"\n"
+                      "kind = \"timerfd\"\ninitial = \"1h\"\n"));
+        idle.start();
+        std::this_thread::sleep_for(300ms);
+        Report r;
+        idle.report_into(r);
+        EXPECT_EQ(r.epoll_returns, 0u);
+        EXPECT_EQ(r.spin_polls, 0u);
+        EXPECT_TRUE(idle.stop(std::chrono::steady_clock::now() + 5s));
+    }
+    const Report r = run_for(config_of(R"(
+[daemon]
+consumers = 1
+spin = "2ms"
+[[producer]]
+name = "paced"
+kind = "eventfd"
+rate = 200
+)"),
+                             300ms);
+    EXPECT_EQ(r.totals().lost, 0);
+    EXPECT_GT(r.spin_polls, 0u);
+    // Spinning after each of the ~60 events: most of them are picked up by a poll, not a wake-up.
+    EXPECT_LT(r.epoll_returns, r.events_dispatched + 2);
+}
+
 TEST(Engine, TimersCountExpirationsAndOverruns) {
     const int fds = evfly::count_open_fds();
     double window_ms = 0;

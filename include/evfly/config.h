@@ -19,6 +19,9 @@ namespace evfly {
 
 enum class ProducerKind { eventfd, timerfd };
 enum class FdMode { per_event, persistent };
+// How a per-event producer fires: write (create, register, write; 5 syscalls in the fd's life)
+// or create (create the eventfd already holding its value, register; 4 syscalls).
+enum class FireMode { write, create };
 enum class LogFormat { json, text };
 enum class LogSink { automatic, stderr_sink, journald, file };
 
@@ -31,6 +34,7 @@ struct ProducerConfig {
     std::uint64_t rate = 1;  // events per second per thread; 0 = flat out
     FdMode fd_mode = FdMode::per_event;
     std::uint32_t max_in_flight = 1024;
+    FireMode fire = FireMode::write;
     // timerfd
     std::uint32_t timers = 1;
     Nanos initial = std::chrono::seconds(1);
@@ -52,6 +56,9 @@ struct Config {
         // Latency recorded this long after the start (or a reload that changes producers) is
         // left out of the histograms.
         Nanos warmup{0};
+        // After handling work, a consumer polls the epoll without blocking for this long before
+        // it blocks again (lower wake-up latency for CPU); 0: never spins.
+        Nanos spin{0};
         bool operator==(const Daemon&) const = default;
     } daemon;
     struct Log {
@@ -117,6 +124,7 @@ std::string to_toml(const Config& config);
 
 const char* to_string(ProducerKind kind);
 const char* to_string(FdMode mode);
+const char* to_string(FireMode mode);
 const char* clock_name(clockid_t clock);
 
 // The [slo] keys: latency kinds (eventfd, eventfd_delivery, timerfd) times the statistics

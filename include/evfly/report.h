@@ -70,13 +70,14 @@ struct Report {
     std::vector<ProducerReport> producers;
     std::uint64_t events_dispatched = 0;  // epoll events handed to a handler
     std::uint64_t epoll_wakeups = 0;      // consumer epoll_wait returns that brought work
-    std::uint64_t epoll_returns = 0;      // every consumer epoll_wait return (the stop's too)
-    std::uint64_t stale_events = 0;       // events for a registration retired meanwhile (stop only)
-    std::uint64_t consumer_errors = 0;    // failed reads / epoll_ctl calls in consumers (logged)
-    std::uint64_t handler_errors = 0;     // exceptions out of event handlers, caught (logged)
-    HistogramSnapshot eventfd_latency;    // due (as the schedule called for it) to consumed, ns
-    HistogramSnapshot eventfd_delivery;   // written to consumed, ns
-    HistogramSnapshot timerfd_latency;    // lateness behind the due tick, ns
+    std::uint64_t epoll_returns = 0;  // every blocking consumer epoll_wait return (the stop's too)
+    std::uint64_t spin_polls = 0;     // non-blocking epoll_wait calls while spinning (daemon.spin)
+    std::uint64_t stale_events = 0;   // events for a registration retired meanwhile (stop only)
+    std::uint64_t consumer_errors = 0;   // failed reads / epoll_ctl calls in consumers (logged)
+    std::uint64_t handler_errors = 0;    // exceptions out of event handlers, caught (logged)
+    HistogramSnapshot eventfd_latency;   // due (as the schedule called for it) to consumed, ns
+    HistogramSnapshot eventfd_delivery;  // written to consumed, ns
+    HistogramSnapshot timerfd_latency;   // lateness behind the due tick, ns
     InFlightAge oldest_in_flight;
     // Latency samples left out of the histograms above because they were recorded during a
     // warm-up (daemon.warmup after the start or a reload that changed producers).
