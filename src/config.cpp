@@ -260,14 +260,16 @@ void validate_producer(Validator& check, const Value& table, std::size_t index, 
     check.duration(table, prefix, "work", p.work, Nanos(0), std::chrono::seconds(1));
     check.integer(table, prefix, "rate", p.rate, 0, 100'000'000);
     check.choice(table, prefix, "fd_mode", p.fd_mode,
-                 {{"per-event", FdMode::per_event}, {"persistent", FdMode::persistent}});
+                 {{"per-event", FdMode::per_event},
+                  {"persistent", FdMode::persistent},
+                  {"semaphore", FdMode::semaphore}});
     check.integer(table, prefix, "max_in_flight", p.max_in_flight, 1, 1'000'000);
     if (check.choice(table, prefix, "fire", p.fire,
                      {{"write", FireMode::write}, {"create", FireMode::create}}) &&
         p.fire == FireMode::create && p.fd_mode != FdMode::per_event) {
-        check.error(
-            *check.find(table, "fire"), prefix + "fire",
-            "fire = \"create\" is for per-event producers; a persistent fd is created once");
+        check.error(*check.find(table, "fire"), prefix + "fire",
+                    "fire = \"create\" is for per-event producers; a persistent or semaphore fd "
+                    "is created once");
         p.fire = FireMode::write;
     }
     check.integer(table, prefix, "timers", p.timers, 1, 65'536);
@@ -301,7 +303,7 @@ void check_resources(Validator& check, const Config& config, const std::vector<N
                                                                           : 1;
         const std::uint64_t n = per_thread * p.threads;
         slots += n;
-        if (p.kind == ProducerKind::timerfd || p.fd_mode == FdMode::persistent) held_fds += n;
+        if (p.kind == ProducerKind::timerfd || p.fd_mode != FdMode::per_event) held_fds += n;
         if (n > biggest_slots) {
             biggest_slots = n;
             biggest = j;
@@ -633,7 +635,9 @@ const char* to_string(ProducerKind kind) {
     return kind == ProducerKind::eventfd ? "eventfd" : "timerfd";
 }
 const char* to_string(FdMode mode) {
-    return mode == FdMode::per_event ? "per-event" : "persistent";
+    return mode == FdMode::per_event    ? "per-event"
+           : mode == FdMode::persistent ? "persistent"
+                                        : "semaphore";
 }
 const char* to_string(FireMode mode) { return mode == FireMode::create ? "create" : "write"; }
 

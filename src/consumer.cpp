@@ -121,6 +121,9 @@ void ConsumerThread::handle(std::uint64_t token) {
         case SlotMode::persistent:
             handle_persistent(slot, index, generation);
             break;
+        case SlotMode::semaphore:
+            handle_semaphore(slot, index, generation);
+            break;
         case SlotMode::timer:
             handle_timer(slot, index, generation);
             break;
@@ -270,6 +273,44 @@ void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
         log::emit(log::Level::err, "epoll_ctl MOD failed",
                   {{"fd", fd}, {"error", errno_text(err)}});
     }
+}
+
+void ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint32_t generation) {
+    // One unit per read, and the fd re-armed before the unit is handled: the next unit goes to
+    // another consumer at once, so the consumers share one fd's units like a work queue.
+    std::int64_t due = 0;
+    std::int64_t written = 0;
+    bool got = false;
+    int fd = -1;
+    SlotPool* owner = slot.owner.load(std::memory_order_relaxed);
+    {
+        std::lock_guard lock(slot.mutex);
+        if (slot.generation.load(std::memory_order_acquire) != generation) {
+            stale.add();  // retired by its producer after epoll reported it; already accounted
+            return;
+        }
+        fd = slot.fd.load(std::memory_order_relaxed);
+        std::uint64_t unit = 0;
+        if (::read(fd, &unit, sizeof unit) == static_cast<ssize_t>(sizeof unit)) {
+            slot.value_read.add(unit);
+            got = owner->take_unit(slot, due, written);
+        } else if (errno != EAGAIN) {
+            errors.add();
+            log::emit(log::Level::err, "eventfd read failed",
+                      {{"fd", fd}, {"error", errno_text(errno)}});
+        }
+        if (const int err = shared_.epoll.rearm(fd, make_token(index, generation)); err != 0) {
+            errors.add();
+            log::emit(log::Level::err, "epoll_ctl MOD failed",
+                      {{"fd", fd}, {"error", errno_text(err)}});
+        }
+    }
+    if (!got) return;
+    const std::int64_t now = steady_ns();
+    const std::int64_t latency = now - due;
+    eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
+    eventfd_delivery.record(static_cast<std::uint64_t>(now > written ? now - written : 0));
+    serve(owner->config(), fd, 1, latency);
 }
 
 void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation) {

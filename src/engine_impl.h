@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <ctime>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -73,6 +74,8 @@ class ProducerThread final : public SlotPool {
         if (thread_.joinable()) thread_.join();
     }
     void release_slots(const std::uint32_t* indices, std::size_t count) override;
+    bool take_unit(Slot& slot, std::int64_t& due, std::int64_t& written) override
+        EXCLUDES(units_mutex_);
     // After join(): waits until every per-event fd has been consumed or `deadline_ns` passes,
     // and retires what is left of persistent and timer fds. True when nothing is outstanding.
     bool settle(std::int64_t deadline_ns);
@@ -122,6 +125,8 @@ class ProducerThread final : public SlotPool {
     // The thread's last act as a per-event producer: waits for its fds to come back.
     void drain();
     void retire(Slot& slot);
+    // Semaphore: records the stamps of the unit about to be written.
+    void push_unit(Slot& slot, std::int64_t due, std::int64_t written) EXCLUDES(units_mutex_);
     // Takes `slots` as this thread's: owner, mode and counters set, generation bumped.
     void adopt(const std::vector<std::uint32_t>& slots);
     // Per-event: takes more slots from the table (doubling, up to max_in_flight); false when it
@@ -169,6 +174,9 @@ class ProducerThread final : public SlotPool {
     std::uint64_t returns_ GUARDED_BY(pool_mutex_) = 0;  // release_slots() calls
     bool waiting_ GUARDED_BY(pool_mutex_) = false;
     std::vector<std::uint32_t> free_;  // producer thread only (supervisor after join)
+    // Semaphore: the (due, written) stamps of the units written and not yet read, oldest first.
+    Mutex units_mutex_;
+    std::deque<std::pair<std::int64_t, std::int64_t>> units_ GUARDED_BY(units_mutex_);
 
     std::jthread thread_;
 };
@@ -204,6 +212,7 @@ class alignas(64) ConsumerThread {
     void handle_per_event(Slot& slot, std::uint32_t index);
     void handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation);
     void handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation);
+    void handle_semaphore(Slot& slot, std::uint32_t index, std::uint32_t generation);
     void on_clock_set(Slot& slot, int fd, const ProducerConfig& producer);
     // The handler proper: the debug line and the modelled work. An exception from it is caught
     // and counted here, so the consumer's own bookkeeping (close or re-arm) always completes.

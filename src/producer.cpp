@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstring>
 #include <stdexcept>
+#include <tuple>
 
 #include "engine_impl.h"
 #include "evfly/fd.h"
@@ -73,9 +74,10 @@ ProducerThread::ProducerThread(Shared& shared, const Spec& spec, std::uint32_t i
 void ProducerThread::adopt(const std::vector<std::uint32_t>& slots) {
     const bool per_event =
         config_.kind == ProducerKind::eventfd && config_.fd_mode == FdMode::per_event;
-    const SlotMode mode = config_.kind == ProducerKind::timerfd ? SlotMode::timer
-                          : per_event                           ? SlotMode::per_event
-                                                                : SlotMode::persistent;
+    const SlotMode mode = config_.kind == ProducerKind::timerfd  ? SlotMode::timer
+                          : per_event                            ? SlotMode::per_event
+                          : config_.fd_mode == FdMode::semaphore ? SlotMode::semaphore
+                                                                 : SlotMode::persistent;
     std::uint32_t count = slot_count_.load(std::memory_order_relaxed);
     assert(count + slots.size() <= slot_capacity_ && "never more slots than max_in_flight");
     for (const std::uint32_t s : slots) {
@@ -464,8 +466,9 @@ std::uint64_t ProducerThread::abandon_leftovers() {
 void ProducerThread::run_persistent(const std::stop_token& stop) {
     const std::uint32_t index = slots_[0];
     Slot& slot = shared_.slots[index];
-    const int fd =
-        create_fd(stop, "eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); });
+    const bool semaphore = config_.fd_mode == FdMode::semaphore;
+    const int flags = EFD_CLOEXEC | EFD_NONBLOCK | (semaphore ? EFD_SEMAPHORE : 0);
+    const int fd = create_fd(stop, "eventfd", [flags] { return ::eventfd(0, flags); });
     if (fd >= 0) {
         slot.fd.store(fd, std::memory_order_relaxed);
         const std::uint32_t generation = slot.generation.load(std::memory_order_relaxed);
@@ -481,7 +484,8 @@ void ProducerThread::run_persistent(const std::stop_token& stop) {
     if (fd < 0) return;
 
     Pacer pacer = start_schedule();
-    const std::uint64_t value = shared_.test_eventfd_value;
+    // A semaphore fd is read one unit at a time: each fire is one unit (and one stamp).
+    const std::uint64_t value = semaphore ? 1 : shared_.test_eventfd_value;
     while (!stop.stop_requested()) {
         const std::int64_t due_or_stop = wait_due(pacer, stop);
         if (due_or_stop < 0) break;
@@ -492,10 +496,12 @@ void ProducerThread::run_persistent(const std::stop_token& stop) {
         } else {
             count_late(due, now);
         }
-        // Stamp the oldest unread fire only (a cheap load first, as most fires find one
-        // unread); the consumer takes the stamp after its read. Only this thread stores a
-        // non-zero stamp, so no compare-exchange is needed.
-        if (slot.stamp.load(std::memory_order_relaxed) == 0) {
+        if (semaphore) {
+            push_unit(slot, due, now);
+        } else if (slot.stamp.load(std::memory_order_relaxed) == 0) {
+            // Stamp the oldest unread fire only (a cheap load first, as most fires find one
+            // unread); the consumer takes the stamp after its read. Only this thread stores a
+            // non-zero stamp, so no compare-exchange is needed.
             slot.written.store(now, std::memory_order_relaxed);
             slot.stamp.store(due, std::memory_order_release);
         }
@@ -576,6 +582,29 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
     for (const std::uint32_t index : slots()) retire(shared_.slots[index]);
 }
 
+void ProducerThread::push_unit(Slot& slot, std::int64_t due, std::int64_t written) {
+    MutexLock lock(units_mutex_);
+    units_.emplace_back(due, written);
+    if (units_.size() == 1) {  // the oldest unread unit: what the canary looks at
+        slot.written.store(written, std::memory_order_relaxed);
+        slot.stamp.store(due, std::memory_order_release);
+    }
+}
+
+bool ProducerThread::take_unit(Slot& slot, std::int64_t& due, std::int64_t& written) {
+    MutexLock lock(units_mutex_);
+    if (units_.empty()) return false;
+    std::tie(due, written) = units_.front();
+    units_.pop_front();
+    if (units_.empty()) {
+        slot.stamp.store(0, std::memory_order_relaxed);
+    } else {
+        slot.written.store(units_.front().second, std::memory_order_relaxed);
+        slot.stamp.store(units_.front().first, std::memory_order_release);
+    }
+    return true;
+}
+
 void ProducerThread::retire(Slot& slot) {
     std::lock_guard lock(slot.mutex);
     const int fd = slot.fd.exchange(-1, std::memory_order_relaxed);
@@ -585,7 +614,14 @@ void ProducerThread::retire(Slot& slot) {
     slot.generation.store(slot.generation.load(std::memory_order_relaxed) + 1,
                           std::memory_order_release);
     std::uint64_t count = 0;
-    if (::read(fd, &count, sizeof count) == static_cast<ssize_t>(sizeof count)) {
+    if (slot.mode.load(std::memory_order_relaxed) == SlotMode::semaphore) {
+        // Each read takes one unit: read them all.
+        while (::read(fd, &count, sizeof count) == static_cast<ssize_t>(sizeof count))
+            value_drained.add(count);
+        MutexLock units(units_mutex_);
+        units_.clear();
+        slot.stamp.store(0, std::memory_order_relaxed);
+    } else if (::read(fd, &count, sizeof count) == static_cast<ssize_t>(sizeof count)) {
         if (slot.mode.load(std::memory_order_relaxed) == SlotMode::timer) {
             expirations_drained.add(count);
             if (count > 1) overruns_drained.add(count - 1);

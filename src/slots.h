@@ -62,10 +62,12 @@ inline std::uint32_t token_generation(std::uint64_t token) noexcept {
     return static_cast<std::uint32_t>(token >> 32);
 }
 
-enum class SlotMode : std::uint8_t { per_event, persistent, timer };
+enum class SlotMode : std::uint8_t { per_event, persistent, semaphore, timer };
 
 // What a consumer needs of a slot's producer, and no more: its config, and a way to hand
 // per-event slots back once their fds are closed.
+struct Slot;
+
 class SlotPool {
   public:
     explicit SlotPool(const ProducerConfig& config) : config_(config) {}
@@ -76,6 +78,9 @@ class SlotPool {
     // Called by a consumer when it has closed per-event fds of this pool: once per epoll_wait
     // batch, with every slot of this pool the batch closed. Safe from any thread.
     virtual void release_slots(const std::uint32_t* indices, std::size_t count) = 0;
+    // Semaphore slots: the due and write stamps of the oldest unit not yet read, taken by the
+    // consumer that read one unit of `slot`; false when there is none. Safe from any thread.
+    virtual bool take_unit(Slot& slot, std::int64_t& due, std::int64_t& written) = 0;
 
   protected:
     const ProducerConfig& config_;

@@ -18,7 +18,9 @@
 namespace evfly {
 
 enum class ProducerKind { eventfd, timerfd };
-enum class FdMode { per_event, persistent };
+// per_event: a fresh eventfd per event; persistent: one eventfd per thread whose counts
+// coalesce; semaphore: one EFD_SEMAPHORE eventfd per thread, each read one unit (a work queue).
+enum class FdMode { per_event, persistent, semaphore };
 // How a per-event producer fires: write (create, register, write; 5 syscalls in the fd's life)
 // or create (create the eventfd already holding its value, register; 4 syscalls).
 enum class FireMode { write, create };
