@@ -2,6 +2,7 @@
 #include "evfly/config.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,11 +28,13 @@ using OrderedValue = toml::basic_value<toml::discard_comments, std::map, std::ve
 
 const std::set<std::string> kTopKeys{"daemon", "log", "metrics", "slo", "producer"};
 const std::set<std::string> kDaemonKeys{
-    "consumers", "max_events", "stats_interval", "shutdown_timeout", "stall_after",
-    "warmup",    "spin"};
+    "consumers", "max_events",  "stats_interval", "shutdown_timeout", "stall_after",
+    "warmup",    "spin",        "cpus",           "policy",           "priority",
+    "nice",      "timer_slack", "mlockall"};
 const std::set<std::string> kLogKeys{"level", "format", "sink", "file"};
 const std::set<std::string> kMetricsKeys{"textfile"};
-const std::set<std::string> kCommonProducerKeys{"name", "kind", "threads", "work"};
+const std::set<std::string> kCommonProducerKeys{
+    "name", "kind", "threads", "work", "cpus", "policy", "priority", "nice", "timer_slack"};
 const std::set<std::string> kEventfdKeys{"rate", "fd_mode", "max_in_flight", "fire"};
 const std::set<std::string> kTimerfdKeys{"timers", "initial", "interval", "clock"};
 const std::vector<std::string> kLevels{"trace", "debug",    "info", "warn",
@@ -208,6 +211,65 @@ std::string unwritable_dir_of(const std::string& path) {
     return {};
 }
 
+// cpus, policy, priority, nice and timer_slack of [daemon] or a [[producer]].
+void validate_placement(Validator& check, const Value& table, const std::string& prefix,
+                        Placement& p) {
+    if (const std::string* text = check.string(table, prefix, "cpus")) {
+        std::string why;
+        const auto cpus = parse_cpu_list(*text, &why);
+        if (!cpus) {
+            check.error(*check.find(table, "cpus"), prefix + "cpus", why);
+        } else {
+            cpu_set_t allowed;
+            CPU_ZERO(&allowed);
+            const bool known = ::sched_getaffinity(0, sizeof allowed, &allowed) == 0;
+            for (const int cpu : *cpus) {
+                if (known &&
+                    (cpu >= CPU_SETSIZE || !CPU_ISSET(static_cast<std::size_t>(cpu), &allowed))) {
+                    check.error(*check.find(table, "cpus"), prefix + "cpus",
+                                "CPU " + std::to_string(cpu) +
+                                    " is not in this process's allowed set (Cpus_allowed_list)");
+                    break;
+                }
+            }
+            p.cpus = *cpus;
+        }
+    }
+    SchedPolicy policy = SchedPolicy::other;
+    if (check.choice(table, prefix, "policy", policy,
+                     {{"other", SchedPolicy::other},
+                      {"batch", SchedPolicy::batch},
+                      {"idle", SchedPolicy::idle},
+                      {"fifo", SchedPolicy::fifo},
+                      {"rr", SchedPolicy::rr}}))
+        p.policy = policy;
+    const bool realtime = p.policy == SchedPolicy::fifo || p.policy == SchedPolicy::rr;
+    if (const Value* v = check.find(table, "priority")) {
+        if (!realtime) {
+            check.error(*v, prefix + "priority",
+                        "applies to policy = \"fifo\" or \"rr\" only; for the others use nice");
+        } else {
+            check.integer(table, prefix, "priority", p.priority, 1, 99);
+        }
+    } else if (realtime) {
+        check.error(*check.find(table, "policy"), prefix + "priority",
+                    "missing: policy = \"" + std::string(to_string(*p.policy)) +
+                        "\" needs a priority (1..99)");
+    }
+    if (const Value* v = check.find(table, "nice")) {
+        if (realtime) {
+            check.error(*v, prefix + "nice", "does not apply to real-time policies (fifo, rr)");
+        } else {
+            int nice = 0;
+            check.integer(table, prefix, "nice", nice, -20, 19);
+            if (v->is_integer() && v->as_integer() >= -20 && v->as_integer() <= 19) p.nice = nice;
+        }
+    }
+    Nanos slack{-1};
+    check.duration(table, prefix, "timer_slack", slack, Nanos(1), std::chrono::seconds(1));
+    if (slack.count() > 0) p.timer_slack = slack;
+}
+
 bool valid_name(const std::string& name) {
     if (name.empty() || name.size() > 32) return false;
     return std::all_of(name.begin(), name.end(), [](char c) {
@@ -258,6 +320,7 @@ void validate_producer(Validator& check, const Value& table, std::size_t index, 
 
     check.integer(table, prefix, "threads", p.threads, 1, 1024);
     check.duration(table, prefix, "work", p.work, Nanos(0), std::chrono::seconds(1));
+    validate_placement(check, table, prefix, p.placement);
     check.integer(table, prefix, "rate", p.rate, 0, 100'000'000);
     check.choice(table, prefix, "fd_mode", p.fd_mode,
                  {{"per-event", FdMode::per_event},
@@ -362,6 +425,15 @@ Config validate(const Value& root, const std::string& file) {
                        std::chrono::hours(1));
         check.duration(*daemon, "daemon.", "spin", config.daemon.spin, Nanos(0),
                        std::chrono::milliseconds(100));
+        validate_placement(check, *daemon, "daemon.", config.daemon.placement);
+        if (const Value* v = check.find(*daemon, "mlockall")) {
+            if (!v->is_boolean()) {
+                check.error(*v, "daemon.mlockall",
+                            std::string("expected a boolean, got ") + type_name(v->type()));
+            } else {
+                config.daemon.mlockall = v->as_boolean();
+            }
+        }
     }
 
     if (const Value* slo = check.table(root, "slo")) {
@@ -639,6 +711,68 @@ const char* to_string(FdMode mode) {
            : mode == FdMode::persistent ? "persistent"
                                         : "semaphore";
 }
+const char* to_string(SchedPolicy policy) {
+    switch (policy) {
+        case SchedPolicy::batch:
+            return "batch";
+        case SchedPolicy::idle:
+            return "idle";
+        case SchedPolicy::fifo:
+            return "fifo";
+        case SchedPolicy::rr:
+            return "rr";
+        default:
+            return "other";
+    }
+}
+
+std::optional<std::vector<int>> parse_cpu_list(const std::string& text, std::string* why) {
+    std::vector<int> cpus;
+    const auto fail = [&](const std::string& reason) -> std::optional<std::vector<int>> {
+        if (why != nullptr) *why = reason + " (a CPU list is like \"0-3,6\")";
+        return std::nullopt;
+    };
+    if (text.empty()) return fail("is empty");
+    std::size_t at = 0;
+    const auto number = [&](int& out) {
+        const std::size_t start = at;
+        long value = 0;
+        while (at < text.size() && text[at] >= '0' && text[at] <= '9' && value < 100000)
+            value = value * 10 + (text[at++] - '0');
+        out = static_cast<int>(value);
+        return at > start && value < 100000;
+    };
+    while (at < text.size()) {
+        int first = 0;
+        if (!number(first)) return fail("\"" + text + "\" is not a CPU list");
+        int last = first;
+        if (at < text.size() && text[at] == '-') {
+            ++at;
+            if (!number(last) || last < first) return fail("\"" + text + "\" has a bad range");
+        }
+        for (int cpu = first; cpu <= last; ++cpu)
+            if (std::find(cpus.begin(), cpus.end(), cpu) == cpus.end()) cpus.push_back(cpu);
+        if (at < text.size()) {
+            if (text[at] != ',') return fail("\"" + text + "\" is not a CPU list");
+            ++at;
+            if (at == text.size()) return fail("\"" + text + "\" ends with a comma");
+        }
+    }
+    return cpus;
+}
+
+std::string format_cpu_list(const std::vector<int>& cpus) {
+    std::string out;
+    for (std::size_t i = 0; i < cpus.size();) {
+        std::size_t j = i;
+        while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
+        out += (out.empty() ? "" : ",") + std::to_string(cpus[i]);
+        if (j > i) out += "-" + std::to_string(cpus[j]);
+        i = j + 1;
+    }
+    return out;
+}
+
 const char* to_string(FireMode mode) { return mode == FireMode::create ? "create" : "write"; }
 
 const char* clock_name(clockid_t clock) {
@@ -652,6 +786,17 @@ const char* clock_name(clockid_t clock) {
     }
 }
 
+namespace {
+void add_placement(OrderedValue::table_type& t, const Placement& p) {
+    if (!p.cpus.empty()) t.emplace("cpus", format_cpu_list(p.cpus));
+    if (p.policy) t.emplace("policy", to_string(*p.policy));
+    if (p.policy == SchedPolicy::fifo || p.policy == SchedPolicy::rr)
+        t.emplace("priority", p.priority);
+    if (p.nice) t.emplace("nice", *p.nice);
+    if (p.timer_slack) t.emplace("timer_slack", format_duration(*p.timer_slack));
+}
+}  // namespace
+
 std::string to_toml(const Config& config) {
     static constexpr const char* kSinks[] = {"auto", "stderr", "journald", "file"};
     OrderedValue root(toml::table{});
@@ -663,7 +808,9 @@ std::string to_toml(const Config& config) {
         {"shutdown_timeout", format_duration(config.daemon.shutdown_timeout)},
         {"stall_after", format_duration(config.daemon.stall_after)},
         {"warmup", format_duration(config.daemon.warmup)},
-        {"spin", format_duration(config.daemon.spin)}};
+        {"spin", format_duration(config.daemon.spin)},
+        {"mlockall", config.daemon.mlockall}};
+    add_placement(top["daemon"].as_table(), config.daemon.placement);
     OrderedValue::table_type log{{"level", config.log.level},
                                  {"format", config.log.format == LogFormat::json ? "json" : "text"},
                                  {"sink", kSinks[static_cast<int>(config.log.sink)]},
@@ -684,6 +831,7 @@ std::string to_toml(const Config& config) {
                                    {"kind", to_string(p.kind)},
                                    {"threads", p.threads},
                                    {"work", format_duration(p.work)}};
+        add_placement(t, p.placement);
         if (p.kind == ProducerKind::eventfd) {
             t.emplace("rate", static_cast<std::int64_t>(p.rate));
             t.emplace("fd_mode", to_string(p.fd_mode));

@@ -16,8 +16,11 @@
 
 namespace evfly::detail {
 
-ConsumerThread::ConsumerThread(Shared& shared, std::uint32_t index)
-    : shared_(shared), index_(index), name_("consumer-" + std::to_string(index)) {}
+ConsumerThread::ConsumerThread(Shared& shared, std::uint32_t index, Placement placement)
+    : shared_(shared),
+      index_(index),
+      name_("consumer-" + std::to_string(index)),
+      placement_(std::move(placement)) {}
 
 void ConsumerThread::start() {
     thread_ = std::jthread([this] { run(); });
@@ -27,6 +30,10 @@ void ConsumerThread::run() {
     log::set_thread_name(name_);
     std::vector<epoll_event> events(shared_.max_events.load(std::memory_order_relaxed));
     wedge_armed_ = shared_.test_wedge_ns.load(std::memory_order_relaxed) > 0;
+    tid.store(current_tid(), std::memory_order_relaxed);
+    if (!placement_.empty())
+        placement_error =
+            apply_placement(placement_, shared_.placement_defaults, 0, index_, "daemon.");
     shared_.count_started();
     std::int64_t spin_until = 0;  // after work, poll without blocking until then (daemon.spin)
     while (!stopping_) {

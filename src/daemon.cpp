@@ -13,6 +13,7 @@
 #include "evfly/epoll.h"
 #include "evfly/log.h"
 #include "evfly/metrics.h"
+#include "placement.h"
 #include "stats_reporter.h"
 
 namespace evfly {
@@ -110,6 +111,10 @@ class Supervisor {
 
     RunResult run() {
         host_ = host_info(config_);
+        if (config_.daemon.mlockall) {
+            if (const std::string why = detail::apply_mlockall(true); !why.empty())
+                throw std::system_error(EPERM, std::generic_category(), why);
+        }
         engine_.start();
         begin_warmup();
         check_stalls();
@@ -125,7 +130,9 @@ class Supervisor {
                    {"online_cpus", host_.online_cpus},
                    {"clocksource", host_.clocksource},
                    {"virtualized", host_.virtualized},
-                   {"hypervisor", host_.hypervisor}});
+                   {"hypervisor", host_.hypervisor},
+                   {"consumers_placement", detail::describe(config_.daemon.placement)},
+                   {"mlockall", config_.daemon.mlockall}});
         ::sd_notifyf(0, "READY=1\nSTATUS=running: %u consumers, %u producer threads",
                      config_.daemon.consumers, producer_threads(config_));
         std::string reason;
@@ -284,6 +291,13 @@ class Supervisor {
             changes += changes.empty() ? "" : ",";
             changes += what;
         };
+        // Memory locking first: it can fail (EPERM, RLIMIT_MEMLOCK) with nothing changed.
+        if (next.daemon.mlockall != config_.daemon.mlockall) {
+            if (const std::string why = detail::apply_mlockall(next.daemon.mlockall); !why.empty())
+                throw std::system_error(EPERM, std::generic_category(), why);
+            config_.daemon.mlockall = next.daemon.mlockall;
+            note("daemon.mlockall");
+        }
         const Config::Log log_before = config_.log;
         if (next.log != config_.log) {
             log::reconfigure(next.log);
@@ -293,6 +307,7 @@ class Supervisor {
         if (next.daemon.consumers != config_.daemon.consumers) note("daemon.consumers");
         if (next.daemon.max_events != config_.daemon.max_events) note("daemon.max_events");
         if (next.daemon.spin != config_.daemon.spin) note("daemon.spin");
+        if (next.daemon.placement != config_.daemon.placement) note("daemon.placement");
         if (next.daemon.shutdown_timeout != config_.daemon.shutdown_timeout)
             note("daemon.shutdown_timeout");
         const bool producers_changed = next.producers != config_.producers;
@@ -310,6 +325,7 @@ class Supervisor {
         config_.daemon.consumers = next.daemon.consumers;
         config_.daemon.max_events = next.daemon.max_events;
         config_.daemon.spin = next.daemon.spin;
+        config_.daemon.placement = next.daemon.placement;
         config_.daemon.shutdown_timeout = next.daemon.shutdown_timeout;
         config_.producers = next.producers;
         if (next.daemon.stall_after != config_.daemon.stall_after) {
@@ -369,6 +385,9 @@ class Supervisor {
             ::pthread_sigmask(SIG_UNBLOCK, &interrupt, nullptr);
         }
         RunResult result;
+        result.threads = detail::observe_threads();  // while every thread still runs
+        result.daemon = config_.daemon;
+        result.producers = config_.producers;
         result.drained = engine_.stop(Clock::now() + config_.daemon.shutdown_timeout);
         end_warmup();
         engine_.report_into(result.report);

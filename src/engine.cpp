@@ -334,7 +334,24 @@ struct Engine::Impl {
             consumers.begin(), consumers.end(), [](const auto& c) { return !c->exited(); }));
     }
 
-    void resize_pool(std::uint32_t target, std::int64_t deadline_ns);
+    // New consumers get `placement`.
+    void resize_pool(std::uint32_t target, std::int64_t deadline_ns, const Placement& placement);
+
+    // Why the threads just started could not all be placed as configured ("" when they were).
+    [[nodiscard]] std::string placement_errors() const {
+        for (const auto& c : consumers)
+            if (!c->placement_error.empty()) return c->placement_error;
+        for (const auto& spec : specs)
+            for (const auto& t : spec->threads)
+                if (!t->placement_error.empty()) return t->placement_error;
+        return {};
+    }
+
+    // Applies `next` to the running consumers and to the threads of `specs[i]` (those of
+    // producers whose placement alone changed, with their new placement); on a failure puts back
+    // what it changed and returns why.
+    std::string replace_placements(const Placement& consumers_next,
+                                   const std::vector<std::pair<Spec*, Placement>>& producers_next);
 };
 
 Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {
@@ -367,11 +384,13 @@ Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {
                                1'000'000);
     shared.test_throw_every = env_u64("EVFLY_TEST_THROW_EVERY");
     shared.test_timer_cancel_every = env_u64("EVFLY_TEST_TIMER_CANCEL_EVERY");
+    shared.placement_defaults = detail::PlacementDefaults::of_this_process();
     shared.test_fd_errno = static_cast<int>(env_u64("EVFLY_TEST_FD_ERRNO"));
     if (const std::uint64_t v = env_u64("EVFLY_TEST_EVENTFD_VALUE"); v != 0)
         shared.test_eventfd_value = v;
     for (std::uint32_t c = 0; c < config.daemon.consumers; ++c) {
-        impl_->consumers.push_back(std::make_unique<ConsumerThread>(shared, c));
+        impl_->consumers.push_back(
+            std::make_unique<ConsumerThread>(shared, c, config.daemon.placement));
     }
 }
 
@@ -397,9 +416,59 @@ void Engine::start() {
     // Consumers first: by the time anything fires, someone is waiting for it.
     impl.start_threads(impl.consumers.size(), [&](std::size_t i) { impl.consumers[i]->start(); });
     for (auto& spec : impl.specs) impl.start_spec(*spec);
+    // A placement the process may not take (EPERM without CAP_SYS_NICE, a CPU it may not use)
+    // is an error at start: the caller stops the engine and exits 71, naming the key.
+    if (const std::string why = impl.placement_errors(); !why.empty())
+        throw std::system_error(EPERM, std::generic_category(), why);
 }
 
-void Engine::Impl::resize_pool(std::uint32_t target, std::int64_t deadline_ns) {
+std::string Engine::Impl::replace_placements(
+    const Placement& consumers_next,
+    const std::vector<std::pair<Spec*, Placement>>& producers_next) {
+    struct Undo {
+        pid_t tid;
+        std::uint32_t index;
+        const Placement* old;
+        std::string prefix;
+    };
+    std::vector<Undo> done;
+    const auto put_back = [&] {
+        for (const auto& u : done)
+            (void)detail::apply_placement(*u.old, shared.placement_defaults, u.tid, u.index,
+                                          u.prefix);
+    };
+    if (consumers_next != config.daemon.placement) {
+        for (const auto& c : consumers) {
+            if (c->exited()) continue;
+            const pid_t tid = c->tid.load(std::memory_order_relaxed);
+            if (std::string why = detail::apply_placement(consumers_next, shared.placement_defaults,
+                                                          tid, c->index(), "daemon.");
+                !why.empty()) {
+                put_back();
+                return why;
+            }
+            done.push_back({tid, c->index(), &config.daemon.placement, "daemon."});
+        }
+    }
+    for (const auto& [spec, next] : producers_next) {
+        const std::string prefix = "producer." + spec->config.name + ".";
+        for (const auto& t : spec->threads) {
+            const pid_t tid = t->tid.load(std::memory_order_relaxed);
+            if (tid == 0 || t->finished()) continue;
+            if (std::string why = detail::apply_placement(next, shared.placement_defaults, tid,
+                                                          t->index(), prefix);
+                !why.empty()) {
+                put_back();
+                return why;
+            }
+            done.push_back({tid, t->index(), &spec->config.placement, prefix});
+        }
+    }
+    return {};
+}
+
+void Engine::Impl::resize_pool(std::uint32_t target, std::int64_t deadline_ns,
+                               const Placement& placement) {
     reap_consumers();
     // Consumers still running, less those already asked to leave.
     const std::uint64_t pending = retire_requested - retired;
@@ -422,7 +491,7 @@ void Engine::Impl::resize_pool(std::uint32_t target, std::int64_t deadline_ns) {
         for (std::uint32_t index = 0, u = 0; fresh.size() < target - intended; ++index) {
             while (u < used.size() && used[u] < index) ++u;
             if (u < used.size() && used[u] == index) continue;
-            fresh.push_back(std::make_unique<ConsumerThread>(shared, index));
+            fresh.push_back(std::make_unique<ConsumerThread>(shared, index, placement));
         }
         // A consumer joins the pool once it runs; one that could not be started is dropped.
         start_threads(fresh.size(), [&](std::size_t i) {
@@ -463,9 +532,20 @@ bool Engine::reconfigure(const Config& next) {
     // Which running producers carry on untouched: same name, same table.
     std::vector<std::unique_ptr<Spec>*> unchanged(next.producers.size(), nullptr);
     std::uint64_t needed = 0;
+    // A producer whose table differs only in its placement keeps its threads: they are placed
+    // again where they run.
+    const auto same_but_placement = [](ProducerConfig a, const ProducerConfig& b) {
+        a.placement = b.placement;
+        return a == b;
+    };
+    std::vector<std::pair<Spec*, Placement>> replaced;
     for (std::size_t j = 0; j < next.producers.size(); ++j) {
         for (auto& spec : impl.specs) {
-            if (spec->config == next.producers[j]) unchanged[j] = &spec;
+            if (same_but_placement(spec->config, next.producers[j])) {
+                unchanged[j] = &spec;
+                if (spec->config.placement != next.producers[j].placement)
+                    replaced.emplace_back(spec.get(), next.producers[j].placement);
+            }
         }
         if (unchanged[j] == nullptr) needed += slots_needed(next.producers[j]);
     }
@@ -477,9 +557,34 @@ bool Engine::reconfigure(const Config& next) {
     // as it was. Only then stop what goes, which cannot fail.
     const std::uint32_t consumers_before = impl.config.daemon.consumers;
     std::vector<std::unique_ptr<Spec>> fresh(next.producers.size());
+    // Placement first: it is what most often fails (EPERM), and it is undone on a failure.
+    if (const std::string why = impl.replace_placements(next.daemon.placement, replaced);
+        !why.empty()) {
+        log::emit(log::Level::err, "reload could not place its threads; nothing changed",
+                  {{"error", why}});
+        throw std::system_error(EPERM, std::generic_category(), why);
+    }
+    // Puts back the placement of every thread replace_placements() changed (their configs
+    // still hold it until the commit below).
+    const auto undo_placements = [&] {
+        if (next.daemon.placement != impl.config.daemon.placement) {
+            for (const auto& c : impl.consumers)
+                if (!c->exited())
+                    (void)detail::apply_placement(
+                        impl.config.daemon.placement, impl.shared.placement_defaults,
+                        c->tid.load(std::memory_order_relaxed), c->index(), "daemon.");
+        }
+        for (const auto& [spec, placement] : replaced)
+            for (const auto& t : spec->threads)
+                if (!t->finished())
+                    (void)detail::apply_placement(
+                        spec->config.placement, impl.shared.placement_defaults,
+                        t->tid.load(std::memory_order_relaxed), t->index(),
+                        "producer." + spec->config.name + ".");
+    };
     try {
         if (next.daemon.consumers > consumers_before)
-            impl.resize_pool(next.daemon.consumers, deadline);
+            impl.resize_pool(next.daemon.consumers, deadline, next.daemon.placement);
         for (std::size_t j = 0; j < next.producers.size(); ++j) {
             if (unchanged[j] != nullptr) continue;
             fresh[j] = impl.make_spec(next.producers[j]);
@@ -494,8 +599,9 @@ bool Engine::reconfigure(const Config& next) {
             Impl::stop_spec(*spec, detail::steady_ns());
             impl.retiring.push_back(std::move(spec));
         }
+        undo_placements();
         try {
-            impl.resize_pool(consumers_before, deadline);
+            impl.resize_pool(consumers_before, deadline, impl.config.daemon.placement);
         } catch (const std::exception& again) {
             log::emit(log::Level::err, "cannot shrink the pool back after a failed reload",
                       {{"error", again.what()}});
@@ -511,6 +617,15 @@ bool Engine::reconfigure(const Config& next) {
     std::vector<std::unique_ptr<Spec>> kept(next.producers.size());
     for (std::size_t j = 0; j < next.producers.size(); ++j)
         kept[j] = unchanged[j] != nullptr ? std::move(*unchanged[j]) : std::move(fresh[j]);
+    for (const auto& [spec, placement] : replaced) {
+        spec->config.placement = placement;
+        log::emit(log::Level::info, "producer placed anew", {{"producer", spec->config.name}});
+        changed = true;
+    }
+    if (impl.config.daemon.placement != next.daemon.placement) {
+        log::emit(log::Level::info, "consumers placed anew");
+        changed = true;
+    }
     for (auto& spec : impl.specs) {
         if (!spec) continue;
         for (auto& t : spec->threads) t->request_stop(deadline);
@@ -538,7 +653,7 @@ bool Engine::reconfigure(const Config& next) {
     if (next.daemon.consumers != consumers_before) {
         changed = true;
         if (next.daemon.consumers < consumers_before)
-            impl.resize_pool(next.daemon.consumers, deadline);
+            impl.resize_pool(next.daemon.consumers, deadline, next.daemon.placement);
     }
     if (impl.config.daemon.max_events != next.daemon.max_events) {
         impl.shared.max_events.store(next.daemon.max_events, std::memory_order_relaxed);

@@ -26,6 +26,7 @@
 #include "evfly/epoll.h"
 #include "evfly/fd.h"
 #include "evfly/histogram.h"
+#include "placement.h"
 #include "slots.h"
 
 namespace evfly::detail {
@@ -66,6 +67,10 @@ class ProducerThread final : public SlotPool {
     // Stops firing; the thread then waits for its fds to come back until `deadline_ns` (steady).
     // Asked again, the earlier of the two deadlines holds.
     void request_stop(std::int64_t deadline_ns);
+    // Set by the thread before it counts itself started (see ConsumerThread).
+    std::atomic<pid_t> tid{0};
+    std::string placement_error;
+    [[nodiscard]] std::uint32_t index() const noexcept { return index_; }
     // True once the thread has returned from its body (join() will not block).
     [[nodiscard]] bool finished() const noexcept {
         return finished_.load(std::memory_order_acquire);
@@ -183,7 +188,7 @@ class ProducerThread final : public SlotPool {
 
 class alignas(64) ConsumerThread {
   public:
-    ConsumerThread(Shared& shared, std::uint32_t index);
+    ConsumerThread(Shared& shared, std::uint32_t index, Placement placement);
     void start();
     void join() {
         if (thread_.joinable()) thread_.join();
@@ -192,6 +197,10 @@ class alignas(64) ConsumerThread {
     // True once the thread has left its loop (stop or retire) and will touch nothing more.
     [[nodiscard]] bool exited() const noexcept { return exited_.load(std::memory_order_acquire); }
 
+    // Set by the thread before it counts itself started: its kernel thread id, and why its
+    // placement could not be applied ("" when it was, or there was none).
+    std::atomic<pid_t> tid{0};
+    std::string placement_error;
     // Heartbeat: steady ns of the start of the event in hand, 0 while waiting in epoll_wait.
     std::atomic<std::int64_t> busy_since{0};
     Counter wakeups;        // epoll_wait returns that brought work
@@ -227,6 +236,7 @@ class alignas(64) ConsumerThread {
     Shared& shared_;
     std::uint32_t index_;
     std::string name_;
+    Placement placement_;
     bool stopping_ = false;
     bool wedge_armed_ = false;       // EVFLY_TEST_WEDGE_CONSUMER_MS is set and no event handled yet
     std::uint64_t served_ = 0;       // handler calls, for EVFLY_TEST_THROW_EVERY
@@ -256,6 +266,8 @@ struct Shared {
     // (EVFLY_TEST_EVENTFD_VALUE), to fill a counter towards its maximum.
     std::uint64_t test_throw_every = 0;
     std::uint64_t test_eventfd_value = 1;
+    // What threads get for placement fields left unset: evflyd's own, from the start.
+    PlacementDefaults placement_defaults;
     // Test-only: every Nth read of a realtime timer acts as if the wall clock had been set
     // (EVFLY_TEST_TIMER_CANCEL_EVERY): its expirations are dropped and ECANCELED handled.
     std::uint64_t test_timer_cancel_every = 0;

@@ -147,6 +147,10 @@ void ProducerThread::run(const std::stop_token& stop) {
         std::atomic<bool>& flag;
         ~Finished() { flag.store(true, std::memory_order_release); }
     } finished{finished_};
+    tid.store(current_tid(), std::memory_order_relaxed);
+    if (!config_.placement.empty())
+        placement_error = apply_placement(config_.placement, shared_.placement_defaults, 0, index_,
+                                          "producer." + config_.name + ".");
     // Never let an exception end a thread silently: log it and leave this producer stopped.
     try {
         if (config_.kind == ProducerKind::timerfd) {

@@ -69,6 +69,36 @@ nlohmann::ordered_json slo_json(const SloResult& slo) {
     return {{"checked", slo.checked}, {"passed", slo.passed()}, {"violations", violations}};
 }
 
+nlohmann::ordered_json placement_json(const Placement& p) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::object();
+    if (!p.cpus.empty()) out["cpus"] = format_cpu_list(p.cpus);
+    if (p.policy) out["policy"] = to_string(*p.policy);
+    if (p.policy == SchedPolicy::fifo || p.policy == SchedPolicy::rr) out["priority"] = p.priority;
+    if (p.nice) out["nice"] = *p.nice;
+    if (p.timer_slack) out["timer_slack_ns"] = p.timer_slack->count();
+    return out;
+}
+
+nlohmann::ordered_json placement(const RunResult& result) {
+    nlohmann::ordered_json producers = nlohmann::ordered_json::object();
+    for (const auto& p : result.producers) producers[p.name] = placement_json(p.placement);
+    nlohmann::ordered_json threads = nlohmann::ordered_json::array();
+    for (const auto& t : result.threads) {
+        threads.push_back({{"name", t.name},
+                           {"tid", t.tid},
+                           {"cpu", t.cpu},
+                           {"cpus_allowed", t.cpus_allowed},
+                           {"policy", t.policy},
+                           {"priority", t.priority},
+                           {"nice", t.nice},
+                           {"timer_slack_ns", t.timer_slack_ns}});
+    }
+    return {{"mlockall", result.daemon.mlockall},
+            {"consumers", placement_json(result.daemon.placement)},
+            {"producers", producers},
+            {"threads", threads}};
+}
+
 double to_s(Nanos d) { return std::chrono::duration<double>(d).count(); }
 
 }  // namespace
@@ -180,6 +210,7 @@ std::string summary_json(const RunResult& result, const Resources& resources,
           {"hypervisor", result.host.hypervisor},
           {"evfly_version", result.host.evfly_version},
           {"config_hash", result.host.config_hash}}},
+        {"placement", placement(result)},
         {"timeseries", series(result)},
         {"timeseries_dropped", result.series_dropped},
         {"resources",

@@ -251,8 +251,9 @@ fd_mode = ")") + mode + "\"\n"),
     };
     const Report semaphore = run("semaphore");
     EXPECT_EQ(semaphore.totals().lost, 0);
-    // One consumer alone serves at most ~1 000 units/s; both together close to 2 000.
-    EXPECT_GT(semaphore.events_dispatched, 1300u) << semaphore.events_dispatched;
+    // One consumer alone serves at most 1 000 units/s (1 ms each); more means they shared the fd
+    // (both together come close to 2 000 on two idle cores).
+    EXPECT_GT(semaphore.events_dispatched, 1100u) << semaphore.events_dispatched;
 }
 
 // daemon.spin: after work a consumer polls without blocking for a while; with nothing due it

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -27,6 +28,24 @@ enum class FireMode { write, create };
 enum class LogFormat { json, text };
 enum class LogSink { automatic, stderr_sink, journald, file };
 
+// Scheduling policies, as sched(7) names them.
+enum class SchedPolicy { other, batch, idle, fifo, rr };
+
+// Where and how a group of threads runs (the consumer pool, or one producer's threads). Every
+// field unset leaves the thread as it was started (inherited from evflyd).
+struct Placement {
+    // One CPU per thread, round-robin: thread i runs on cpus[i % cpus.size()]; empty: inherited.
+    std::vector<int> cpus;
+    std::optional<SchedPolicy> policy;
+    int priority = 0;                  // fifo/rr: 1..99; others: 0
+    std::optional<int> nice;           // other/batch/idle: -20..19
+    std::optional<Nanos> timer_slack;  // PR_SET_TIMERSLACK
+    [[nodiscard]] bool empty() const noexcept {
+        return cpus.empty() && !policy && !nice && !timer_slack;
+    }
+    bool operator==(const Placement&) const = default;
+};
+
 struct ProducerConfig {
     std::string name;
     ProducerKind kind = ProducerKind::eventfd;
@@ -42,6 +61,7 @@ struct ProducerConfig {
     Nanos initial = std::chrono::seconds(1);
     Nanos interval = std::chrono::seconds(3);
     clockid_t clock = CLOCK_MONOTONIC;
+    Placement placement;
 
     bool operator==(const ProducerConfig&) const = default;
 };
@@ -61,6 +81,8 @@ struct Config {
         // After handling work, a consumer polls the epoll without blocking for this long before
         // it blocks again (lower wake-up latency for CPU); 0: never spins.
         Nanos spin{0};
+        Placement placement;    // of the consumer pool
+        bool mlockall = false;  // lock the process's memory (mlockall MCL_CURRENT|MCL_FUTURE)
         bool operator==(const Daemon&) const = default;
     } daemon;
     struct Log {
@@ -127,6 +149,10 @@ std::string to_toml(const Config& config);
 const char* to_string(ProducerKind kind);
 const char* to_string(FdMode mode);
 const char* to_string(FireMode mode);
+const char* to_string(SchedPolicy policy);
+// "0-3,6" -> {0,1,2,3,6}; nullopt and a reason when it is not a CPU list.
+std::optional<std::vector<int>> parse_cpu_list(const std::string& text, std::string* why);
+std::string format_cpu_list(const std::vector<int>& cpus);
 const char* clock_name(clockid_t clock);
 
 // The [slo] keys: latency kinds (eventfd, eventfd_delivery, timerfd) times the statistics

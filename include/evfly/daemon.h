@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "evfly/config.h"
@@ -24,6 +25,19 @@ struct RunOptions {
     std::function<Config()> reload;
 };
 
+// One thread as the kernel reports it (/proc/self/task, sched_getscheduler): where it runs and
+// how it is scheduled.
+struct ThreadState {
+    std::string name;
+    int tid = 0;
+    int cpu = -1;              // the CPU it last ran on (/proc/.../stat field 39)
+    std::string cpus_allowed;  // Cpus_allowed_list
+    std::string policy;        // other, batch, idle, fifo, rr
+    int priority = 0;
+    int nice = 0;
+    std::uint64_t timer_slack_ns = 0;
+};
+
 struct RunResult {
     Report report;
     double elapsed_s = 0;
@@ -38,6 +52,11 @@ struct RunResult {
     // ones were let go.
     std::vector<IntervalStats> series;
     std::uint64_t series_dropped = 0;
+    // The placement in force at the stop, and every thread as the kernel reported it just
+    // before the stop.
+    Config::Daemon daemon;
+    std::vector<ProducerConfig> producers;
+    std::vector<ThreadState> threads;
 };
 
 // Throws std::system_error when a resource it needs at start-up cannot be had.

@@ -1,0 +1,45 @@
+// Placement and scheduling of the engine's threads: CPU affinity (one CPU per thread,
+// round-robin over the group's list), policy and priority, nice and timer slack, applied by a
+// thread to itself when it starts, and by the supervisor to running threads at a reload.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "evfly/config.h"
+#include "evfly/daemon.h"
+
+namespace evfly::detail {
+
+// What a thread gets for the fields a Placement leaves unset: what evflyd itself ran with when
+// the engine was made.
+struct PlacementDefaults {
+    std::vector<int> cpus;  // the process's allowed CPUs
+    int policy = 0;         // SCHED_OTHER
+    int priority = 0;
+    int nice = 0;
+    std::uint64_t timer_slack_ns = 50'000;
+    static PlacementDefaults of_this_process();
+};
+
+// Applies `p` to thread `tid` (0: the calling thread), thread `index` of its group. Returns ""
+// or why it failed, naming the key (`prefix` + key, e.g. "daemon.policy") and the reason.
+std::string apply_placement(const Placement& p, const PlacementDefaults& defaults, pid_t tid,
+                            std::uint32_t index, const std::string& prefix);
+
+pid_t current_tid() noexcept;
+
+// mlockall(MCL_CURRENT | MCL_FUTURE) when `on`, munlockall() when not; "" or why it failed,
+// naming daemon.mlockall.
+std::string apply_mlockall(bool on);
+
+// "cpus=0-1 policy=fifo priority=10 nice=... timer_slack=...", or "inherited".
+std::string describe(const Placement& p);
+
+// Every thread of this process, as the kernel reports it.
+std::vector<ThreadState> observe_threads() noexcept;
+
+}  // namespace evfly::detail

@@ -1,0 +1,166 @@
+// Placement and scheduling, verified from the kernel's own view: /proc/PID/task/TID/status
+// (Cpus_allowed_list), sched_getscheduler/sched_getparam, getpriority, /proc/TID/timerslack_ns and
+// /proc/PID/status (VmLck), at start and after a reload that changes them in place.
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "process.h"
+#include "support.h"
+
+using namespace std::chrono_literals;
+using evfly::test::count_logged;
+using evfly::test::expect_clean;
+using evfly::test::Process;
+using evfly::test::SpawnOptions;
+using evfly::test::summary_of;
+using evfly::test::TempDir;
+using evfly::test::wait_logged;
+using nlohmann::json;
+
+namespace {
+
+std::string status_field(const std::string& path, const std::string& key) {
+    for (const auto& line : evfly::test::lines(evfly::test::read_file(path)))
+        if (line.rfind(key + ":", 0) == 0)
+            return line.substr(line.find_first_not_of(" \t", key.size() + 1));
+    return {};
+}
+
+struct Seen {
+    std::string cpus;
+    int policy = -1;
+    int nice = 0;
+    std::string slack;
+};
+
+Seen seen(pid_t pid, const std::string& tid) {
+    Seen s;
+    s.cpus = status_field("/proc/" + std::to_string(pid) + "/task/" + tid + "/status",
+                          "Cpus_allowed_list");
+    s.policy = ::sched_getscheduler(std::stoi(tid));
+    errno = 0;
+    s.nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(std::stoi(tid)));
+    s.slack = evfly::test::read_file("/proc/" + tid + "/timerslack_ns");
+    while (!s.slack.empty() && s.slack.back() == '\n') s.slack.pop_back();
+    return s;
+}
+
+std::string config_of(const std::string& consumers, const std::string& producer) {
+    return "[daemon]\nconsumers = 2\nstats_interval = \"0s\"\n" + consumers +
+           "\n[log]\nsink = \"stderr\"\n[[producer]]\nname = \"p\"\nkind = \"eventfd\"\nrate = "
+           "200\n" +
+           producer + "\n";
+}
+
+}  // namespace
+
+TEST(Placement, AppliedAtStartAndChangedInPlaceByAReload) {
+    const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    const std::string other = cpus > 1 ? "1" : "0";
+    TempDir dir;
+    const std::string config = dir.write(
+        "evfly.toml",
+        config_of("cpus = \"0\"\npolicy = \"batch\"\nnice = 5\ntimer_slack = \"50us\"\nmlockall = "
+                  "true",
+                  "cpus = \"" + other + "\"\npolicy = \"idle\""));
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", config, "--summary", summary});
+    ASSERT_TRUE(wait_logged(p, "started")) << p.err();
+    const auto consumers = evfly::test::thread_ids(p.pid(), "consumer-");
+    const auto producers = evfly::test::thread_ids(p.pid(), "producer-p");
+    ASSERT_EQ(consumers.size(), 2u);
+    ASSERT_EQ(producers.size(), 1u);
+    for (const auto& tid : consumers) {
+        const Seen s = seen(p.pid(), tid);
+        EXPECT_EQ(s.cpus, "0");
+        EXPECT_EQ(s.policy, SCHED_BATCH);
+        EXPECT_EQ(s.nice, 5);
+        EXPECT_EQ(s.slack, "50000");
+    }
+    EXPECT_EQ(seen(p.pid(), producers[0]).cpus, other);
+    EXPECT_EQ(seen(p.pid(), producers[0]).policy, SCHED_IDLE);
+    // mlockall: the process's memory is locked.
+    const std::string locked =
+        status_field("/proc/" + std::to_string(p.pid()) + "/status", "VmLck");
+    EXPECT_GT(std::stol(locked), 0) << locked;
+
+    // A reload moves them: the same threads, placed anew.
+    dir.write("next.toml",
+              config_of("cpus = \"" + other + "\"\nnice = 3", "cpus = \"0\"\npolicy = \"batch\""));
+    std::filesystem::rename(dir.path() + "/next.toml", config);
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_logged(p, "config reloaded")) << p.err();
+    EXPECT_EQ(evfly::test::thread_ids(p.pid(), "consumer-"), consumers);
+    EXPECT_EQ(evfly::test::thread_ids(p.pid(), "producer-p"), producers);
+    for (const auto& tid : consumers) {
+        const Seen s = seen(p.pid(), tid);
+        EXPECT_EQ(s.cpus, other);
+        EXPECT_EQ(s.policy, SCHED_OTHER);  // policy unset again: evflyd's own
+        EXPECT_EQ(s.nice, 3);
+    }
+    EXPECT_EQ(seen(p.pid(), producers[0]).cpus, "0");
+    EXPECT_EQ(seen(p.pid(), producers[0]).policy, SCHED_BATCH);
+    EXPECT_EQ(std::stol(status_field("/proc/" + std::to_string(p.pid()) + "/status", "VmLck")), 0);
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(20s), 0) << p.err();
+    const json s = summary_of(summary);
+    expect_clean(s);
+    // The summary echoes what was applied, and each thread as the kernel reported it.
+    EXPECT_EQ(s["placement"]["consumers"]["cpus"], other);
+    EXPECT_EQ(s["placement"]["consumers"]["nice"], 3);
+    EXPECT_EQ(s["placement"]["producers"]["p"]["policy"], "batch");
+    int consumer_threads = 0;
+    for (const auto& t : s["placement"]["threads"]) {
+        if (t["name"].get<std::string>().rfind("consumer-", 0) != 0) continue;
+        ++consumer_threads;
+        EXPECT_EQ(t["cpus_allowed"], other);
+        EXPECT_EQ(t["nice"], 3);
+        EXPECT_EQ(t["policy"], "other");
+    }
+    EXPECT_EQ(consumer_threads, 2);
+}
+
+// A policy the process may not use: exit 71 at start naming the key and the reason; at a reload,
+// refused with every thread as it was. Run as nobody from a copy (root may use any policy).
+TEST(Placement, APolicyTheProcessMayNotUseIsAClearError) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a copy as nobody";
+    TempDir dir;
+    std::filesystem::permissions(dir.path(), std::filesystem::perms(0777));
+    SpawnOptions spawn;
+    spawn.program = dir.path() + "/evflyd";
+    std::filesystem::copy_file(EVFLYD_PATH, spawn.program);
+    std::filesystem::permissions(spawn.program, std::filesystem::perms(0755));
+    spawn.uid = 65534;
+    const std::string fifo = config_of("policy = \"fifo\"\npriority = 10", "");
+    const std::string denied = dir.write("fifo.toml", fifo);
+    std::filesystem::permissions(denied, std::filesystem::perms(0644));
+    const auto r = evfly::test::run_evflyd({"-c", denied}, spawn, 10s);
+    EXPECT_EQ(r.code, 71) << r.err;
+    EXPECT_NE(r.err.find("daemon.priority"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("Operation not permitted"), std::string::npos) << r.err;
+
+    const std::string config = dir.write("evfly.toml", config_of("nice = 2", ""));
+    std::filesystem::permissions(config, std::filesystem::perms(0644));
+    Process p({"-c", config}, spawn);
+    ASSERT_TRUE(wait_logged(p, "started")) << p.err();
+    const auto consumers = evfly::test::thread_ids(p.pid(), "consumer-");
+    dir.write("next.toml", fifo);
+    std::filesystem::permissions(dir.path() + "/next.toml", std::filesystem::perms(0644));
+    std::filesystem::rename(dir.path() + "/next.toml", config);
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_logged(p, "reload failed")) << p.err();
+    EXPECT_EQ(count_logged(p, "reload could not place its threads; nothing changed"), 1u);
+    for (const auto& tid : consumers) {
+        EXPECT_EQ(seen(p.pid(), tid).policy, SCHED_OTHER);
+        EXPECT_EQ(seen(p.pid(), tid).nice, 2);
+    }
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(20s), 0) << p.err();
+}
