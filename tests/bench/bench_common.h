@@ -55,6 +55,7 @@ struct Options {
     int max_in_flight = 1024;
     std::int64_t work_ns = 0;  // overload workload: a consumer's busy time per event
     bool pipe = false;  // the floor's pipe variant
+    bool create = false;  // per-event: eventfd(1) born fired, no write (4 syscalls)
     bool oneshot =
         false;  // the floor's persistent workload with EPOLLONESHOT and a re-arm per read
 };
@@ -97,6 +98,8 @@ inline Options parse_options(int argc, char** argv) {
             o.oneshot = true;
         else if (key == "pipe")
             o.pipe = true;
+        else if (key == "create")
+            o.create = true;
         else {
             std::fprintf(stderr, "bench: unknown option '--%s'\n", key.c_str());
             std::exit(64);

@@ -6,6 +6,7 @@
 //               the oldest unread write to the read that drains it is recorded.
 //   per-event   a fresh channel per event: create, register (EPOLLET|EPOLLONESHOT), write; the
 //               consumer reads and closes. At most --max-in-flight outstanding per producer.
+//               With --create: eventfd(1) born fired, registered, read, closed (4 syscalls).
 //   overload    per-event at --rate per producer, each event costing the consumer --work-us:
 //               more than the pool can take. Latency is counted the honest way, from when each
 //               event was due (latency_ns), and apart from it from the write (delivery_ns, what a
@@ -237,10 +238,16 @@ class Floor {
                     }
                     count.fetch_add(1, std::memory_order_relaxed);
                     Channel c;
-                    make_channel(c);
+                    if (o_.create) {
+                        // The 4-syscall lifecycle: born fired, registering it is the fire.
+                        c.read_fd = c.write_fd = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+                        if (c.read_fd < 0) bench::die("eventfd");
+                    } else {
+                        make_channel(c);
+                    }
                     watch(c.read_fd, EPOLLIN | EPOLLET | EPOLLONESHOT,
                           (std::uint64_t{i} << 32) | static_cast<std::uint32_t>(c.read_fd));
-                    fire(c.write_fd);
+                    if (!o_.create) fire(c.write_fd);
                     if (o_.pipe) ::close(c.write_fd);
                 }
                 // Wait for the consumers to close every fd this producer made.
