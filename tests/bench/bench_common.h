@@ -54,8 +54,8 @@ struct Options {
     int channels = 10'000;
     int max_in_flight = 1024;
     std::int64_t work_ns = 0;  // overload workload: a consumer's busy time per event
-    bool pipe = false;  // the floor's pipe variant
-    bool create = false;  // per-event: eventfd(1) born fired, no write (4 syscalls)
+    bool pipe = false;         // the floor's pipe variant
+    bool create = false;       // per-event: eventfd(1) born fired, no write (4 syscalls)
     bool oneshot =
         false;  // the floor's persistent workload with EPOLLONESHOT and a re-arm per read
 };

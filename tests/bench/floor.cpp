@@ -301,12 +301,11 @@ class Floor {
             producers.emplace_back([&, i] {
                 bench::name_thread("producer");
                 auto& count = outstanding[i].value;
-                std::int64_t due = start + period * static_cast<std::int64_t>(i) /
-                                               static_cast<std::int64_t>(n);
+                std::int64_t due =
+                    start + period * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(n);
                 while (!stop.load(std::memory_order_relaxed)) {
                     bench::sleep_until_ns(due);
-                    if (const std::int64_t behind = bench::now_ns() - due;
-                        behind > kMaxCatchUpNs) {
+                    if (const std::int64_t behind = bench::now_ns() - due; behind > kMaxCatchUpNs) {
                         skipped[i].value += static_cast<std::uint64_t>(behind / period);
                         due += behind / period * period;
                     }
