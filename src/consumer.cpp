@@ -214,8 +214,7 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     const std::int64_t latency = now - due;
     SlotPool* owner = slot.owner.load(std::memory_order_relaxed);
     slot.value_read.add(value);
-    eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
-    eventfd_delivery.record(static_cast<std::uint64_t>(now > written ? now - written : 0));
+    record_eventfd(latency, now - written);
     serve(owner->config(), fd, value, latency);
     // close() is the detach, with no EPOLL_CTL_DEL first (one syscall less per event, measured in
     // tests/bench): this is the only descriptor of the eventfd (CLOEXEC, never dup'd, evflyd never
@@ -230,6 +229,20 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     released_.emplace_back(owner, index);
     // With a modelled handler cost, hand the fd back now rather than after the whole batch.
     if (owner->config().work.count() > 0) flush_released();
+}
+
+void ConsumerThread::rearm(int fd, std::uint64_t token) {
+    // Re-arming re-checks readiness, so what landed after our read is reported again.
+    if (const int err = shared_.epoll.rearm(fd, token); err != 0) {
+        errors.add();
+        log::emit(log::Level::err, "epoll_ctl MOD failed",
+                  {{"fd", fd}, {"error", errno_text(err)}});
+    }
+}
+
+void ConsumerThread::record_eventfd(std::int64_t latency, std::int64_t delivery) {
+    eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
+    eventfd_delivery.record(static_cast<std::uint64_t>(delivery > 0 ? delivery : 0));
 }
 
 void ConsumerThread::flush_released() {
@@ -264,8 +277,7 @@ void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
         const std::int64_t now = steady_ns();
         const std::int64_t latency = due != 0 ? now - due : 0;
         if (due != 0) {
-            eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
-            eventfd_delivery.record(static_cast<std::uint64_t>(now > written ? now - written : 0));
+            record_eventfd(latency, now - written);
         }
         const ProducerConfig& producer = slot.owner.load(std::memory_order_relaxed)->config();
         serve(producer, fd, value, latency);
@@ -274,12 +286,7 @@ void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
         log::emit(log::Level::err, "eventfd read failed",
                   {{"fd", fd}, {"error", errno_text(errno)}});
     }
-    // Re-arming re-checks readiness, so writes that landed after our read are reported again.
-    if (const int err = shared_.epoll.rearm(fd, make_token(index, generation)); err != 0) {
-        errors.add();
-        log::emit(log::Level::err, "epoll_ctl MOD failed",
-                  {{"fd", fd}, {"error", errno_text(err)}});
-    }
+    rearm(fd, make_token(index, generation));
 }
 
 void ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint32_t generation) {
@@ -306,17 +313,12 @@ void ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint
             log::emit(log::Level::err, "eventfd read failed",
                       {{"fd", fd}, {"error", errno_text(errno)}});
         }
-        if (const int err = shared_.epoll.rearm(fd, make_token(index, generation)); err != 0) {
-            errors.add();
-            log::emit(log::Level::err, "epoll_ctl MOD failed",
-                      {{"fd", fd}, {"error", errno_text(err)}});
-        }
+        rearm(fd, make_token(index, generation));
     }
     if (!got) return;
     const std::int64_t now = steady_ns();
     const std::int64_t latency = now - due;
-    eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
-    eventfd_delivery.record(static_cast<std::uint64_t>(now > written ? now - written : 0));
+    record_eventfd(latency, now - written);
     serve(owner->config(), fd, 1, latency);
 }
 
@@ -359,11 +361,7 @@ void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t
     // A one-shot timer that has fired has nothing more to report (one re-armed after a clock
     // step still has its expiry ahead).
     if (producer.interval.count() == 0 && slot.stamp.load(std::memory_order_relaxed) == 0) return;
-    if (const int err = shared_.epoll.rearm(fd, make_token(index, generation)); err != 0) {
-        errors.add();
-        log::emit(log::Level::err, "epoll_ctl MOD failed",
-                  {{"fd", fd}, {"error", errno_text(err)}});
-    }
+    rearm(fd, make_token(index, generation));
 }
 
 void ConsumerThread::on_clock_set(Slot& slot, int fd, const ProducerConfig& producer) {

@@ -230,6 +230,10 @@ class alignas(64) ConsumerThread {
     void spend(const ProducerConfig& producer);
     void log_event(const ProducerConfig& producer, int fd, std::uint64_t value,
                    std::int64_t latency_ns);
+    // Re-arms a persistent, semaphore or timer registration; a failure is counted and logged.
+    void rearm(int fd, std::uint64_t token);
+    // Records one eventfd sample: due -> consumed and written -> consumed, in ns.
+    void record_eventfd(std::int64_t latency, std::int64_t delivery);
     // Hands the per-event slots closed in this batch back to their producers, one lock each.
     void flush_released();
 
