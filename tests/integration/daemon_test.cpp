@@ -518,8 +518,12 @@ fd_mode = "per-event"
 )");
     const std::string summary = dir.path() + "/summary.json";
     Process p({"-c", config, "--run-for", "1500ms", "--summary", summary});
+    // Signals only once the daemon takes them (before that, SIGUSR1's default ends a process).
+    for (int i = 0; i < 1000 && evfly::test::read_file(log).find("started") == std::string::npos;
+         ++i)
+        std::this_thread::sleep_for(10ms);
     // What logrotate does: move the file away, then tell the daemon (postrotate).
-    std::this_thread::sleep_for(400ms);
+    std::this_thread::sleep_for(200ms);
     ASSERT_EQ(std::rename(log.c_str(), (log + ".2").c_str()), 0);
     p.signal(SIGUSR1);
     std::this_thread::sleep_for(400ms);

@@ -222,6 +222,7 @@ rate = 200
         "[daemon]\nstats_interval = \"0s\"\n[log]\nsink = \"stderr\"\nlevel = \"info\"\n" + paced);
     const std::string summary = dir.path() + "/summary.json";
     Process p({"-c", config, "--summary", summary});
+    ASSERT_TRUE(wait_logged(p, "started")) << p.err();  // SIGHUP's default would end it before
     std::this_thread::sleep_for(300ms);
     EXPECT_EQ(count_logged(p, "stats"), 0u);  // stats are off
     replace_file(dir, config,
