@@ -95,7 +95,9 @@ TEST(Placement, AppliedAtStartAndChangedInPlaceByAReload) {
     // mlockall: the process's memory is locked (the sanitizers make mlockall a no-op).
     const std::string locked =
         status_field("/proc/" + std::to_string(p.pid()) + "/status", "VmLck");
-    if (!kSanitized) EXPECT_GT(std::stol(locked), 0) << locked;
+    if (!kSanitized) {
+        EXPECT_GT(std::stol(locked), 0) << locked;
+    }
 
     // A reload moves them: the same threads, placed anew.
     dir.write("next.toml",
