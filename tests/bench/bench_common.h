@@ -209,16 +209,20 @@ class Pacer {
         due_ += period_;
         sleep_until_ns(due_);
     }
+    // When the fire just waited for was due: latency counts from here, as evflyd counts it, so
+    // a late wake-up of the producer is in every system's numbers alike.
+    [[nodiscard]] std::int64_t due() const noexcept { return due_; }
 
   private:
     std::int64_t period_;
     std::int64_t due_;
 };
 
-// Marks the oldest unread fire of a channel; the consumer takes the stamp after its read.
-inline void stamp_if_unset(std::atomic<std::int64_t>& stamp) noexcept {
+// Marks the oldest unread fire of a channel with its due time; the consumer takes the stamp
+// after its read.
+inline void stamp_if_unset(std::atomic<std::int64_t>& stamp, std::int64_t due) noexcept {
     std::int64_t expected = 0;
-    stamp.compare_exchange_strong(expected, now_ns(), std::memory_order_relaxed);
+    stamp.compare_exchange_strong(expected, due, std::memory_order_relaxed);
 }
 
 inline void name_thread(const char* name) { ::pthread_setname_np(::pthread_self(), name); }

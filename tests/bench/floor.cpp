@@ -189,7 +189,7 @@ class Floor {
                 bench::Pacer pacer(o_.rate, start, i, n);
                 while (!stop.load(std::memory_order_relaxed)) {
                     pacer.wait();
-                    if (pacer.paced()) bench::stamp_if_unset(c.stamp);
+                    if (pacer.paced()) bench::stamp_if_unset(c.stamp, pacer.due());
                     fire(c.write_fd);
                 }
             });

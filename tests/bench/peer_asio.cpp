@@ -105,7 +105,7 @@ class Peer {
                         current = count.load(std::memory_order_acquire);
                     }
                     count.fetch_add(1, std::memory_order_relaxed);
-                    const std::int64_t stamp = paced ? bench::now_ns() : 0;
+                    const std::int64_t stamp = paced ? pacer.due() : 0;
                     asio::post(ctx_, [this, &count, stamp] {
                         ++t_consumer->values;
                         ++t_consumer->reads;

@@ -117,7 +117,7 @@ class Peer {
                 bench::Pacer pacer(o_.rate, begin, i, n);
                 while (!stop_flag.load(std::memory_order_relaxed)) {
                     pacer.wait();
-                    if (pacer.paced()) bench::stamp_if_unset(c.stamp);
+                    if (pacer.paced()) bench::stamp_if_unset(c.stamp, pacer.due());
                     c.pending.fetch_add(1, std::memory_order_release);
                     uv_async_send(&c.async);
                 }
