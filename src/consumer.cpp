@@ -151,9 +151,9 @@ void ConsumerThread::take_retire_token() {
 }
 
 void ConsumerThread::serve(const ProducerConfig& producer, int fd, std::uint64_t value,
-                           std::int64_t latency_ns) {
+                           std::int64_t latency_ns, int cpu, int fire_cpu) {
     try {
-        log_event(producer, fd, value, latency_ns);
+        log_event(producer, fd, value, latency_ns, cpu, fire_cpu);
         spend(producer);
         if (shared_.test_throw_every != 0 && ++served_ % shared_.test_throw_every == 0)
             throw std::runtime_error("handler failure injected by EVFLY_TEST_THROW_EVERY");
@@ -182,7 +182,7 @@ void ConsumerThread::spend(const ProducerConfig& producer) {
 }
 
 void ConsumerThread::log_event(const ProducerConfig& producer, int fd, std::uint64_t value,
-                               std::int64_t latency_ns) {
+                               std::int64_t latency_ns, int cpu, int fire_cpu) {
     if (!log::enabled(log::Level::debug)) return;
     log::emit(log::Level::debug, "event",
               {{"consumer", index_},
@@ -190,7 +190,9 @@ void ConsumerThread::log_event(const ProducerConfig& producer, int fd, std::uint
                {"kind", to_string(producer.kind)},
                {"fd", fd},
                {"value", value},
-               {"latency_us", static_cast<double>(latency_ns) / 1000.0}});
+               {"latency_us", static_cast<double>(latency_ns) / 1000.0},
+               {"cpu", cpu},
+               {"fire_cpu", fire_cpu}});
 }
 
 void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
@@ -209,13 +211,14 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     // after it belongs to the same fire.
     const std::int64_t written = slot.written.load(std::memory_order_acquire);
     const std::int64_t due = slot.stamp.load(std::memory_order_relaxed);
+    const int fire_cpu = slot.fire_cpu.load(std::memory_order_relaxed);
     const std::int64_t now = steady_ns();
     slot.written.store(0, std::memory_order_relaxed);  // nothing of this slot in flight now
     const std::int64_t latency = now - due;
     SlotPool* owner = slot.owner.load(std::memory_order_relaxed);
     slot.value_read.add(value);
-    record_eventfd(latency, now - written);
-    serve(owner->config(), fd, value, latency);
+    const int cpu = record_eventfd(latency, now - written, fire_cpu);
+    serve(owner->config(), fd, value, latency, cpu, fire_cpu);
     // close() is the detach, with no EPOLL_CTL_DEL first (one syscall less per event, measured in
     // tests/bench): this is the only descriptor of the eventfd (CLOEXEC, never dup'd, evflyd never
     // forks), so closing it releases the file and the kernel drops the registration with it.
@@ -240,9 +243,14 @@ void ConsumerThread::rearm(int fd, std::uint64_t token) {
     }
 }
 
-void ConsumerThread::record_eventfd(std::int64_t latency, std::int64_t delivery) {
-    eventfd_latency.record(static_cast<std::uint64_t>(latency > 0 ? latency : 0));
-    eventfd_delivery.record(static_cast<std::uint64_t>(delivery > 0 ? delivery : 0));
+int ConsumerThread::record_eventfd(std::int64_t latency, std::int64_t delivery, int fire_cpu) {
+    const auto due_ns = static_cast<std::uint64_t>(latency > 0 ? latency : 0);
+    const auto written_ns = static_cast<std::uint64_t>(delivery > 0 ? delivery : 0);
+    eventfd_latency.record(due_ns);
+    eventfd_delivery.record(written_ns);
+    const int cpu = current_cpu();
+    shared_.cpu_latency.record_eventfd(cpu, fire_cpu, due_ns, written_ns);
+    return cpu;
 }
 
 void ConsumerThread::flush_released() {
@@ -271,16 +279,17 @@ void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
     if (::read(fd, &value, sizeof value) == static_cast<ssize_t>(sizeof value)) {
         // The due stamp of the oldest fire this read took, and its write stamp; a fire stamped
         // between the two loads can only make the write stamp younger (delivery shorter).
+        // The fire CPU likewise may be a younger fire's.
         const std::int64_t due = slot.stamp.exchange(0, std::memory_order_acq_rel);
         const std::int64_t written = slot.written.load(std::memory_order_relaxed);
+        const int fire_cpu = slot.fire_cpu.load(std::memory_order_relaxed);
         slot.value_read.add(value);
         const std::int64_t now = steady_ns();
         const std::int64_t latency = due != 0 ? now - due : 0;
-        if (due != 0) {
-            record_eventfd(latency, now - written);
-        }
+        int cpu = -1;
+        if (due != 0) cpu = record_eventfd(latency, now - written, fire_cpu);
         const ProducerConfig& producer = slot.owner.load(std::memory_order_relaxed)->config();
-        serve(producer, fd, value, latency);
+        serve(producer, fd, value, latency, cpu, fire_cpu);
     } else if (errno != EAGAIN) {
         errors.add();
         log::emit(log::Level::err, "eventfd read failed",
@@ -292,8 +301,7 @@ void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
 void ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint32_t generation) {
     // One unit per read, and the fd re-armed before the unit is handled: the next unit goes to
     // another consumer at once, so the consumers share one fd's units like a work queue.
-    std::int64_t due = 0;
-    std::int64_t written = 0;
+    FireStamp unit;
     bool got = false;
     int fd = -1;
     SlotPool* owner = slot.owner.load(std::memory_order_relaxed);
@@ -304,10 +312,10 @@ void ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint
             return;
         }
         fd = slot.fd.load(std::memory_order_relaxed);
-        std::uint64_t unit = 0;
-        if (::read(fd, &unit, sizeof unit) == static_cast<ssize_t>(sizeof unit)) {
-            slot.value_read.add(unit);
-            got = owner->take_unit(slot, due, written);
+        std::uint64_t one = 0;
+        if (::read(fd, &one, sizeof one) == static_cast<ssize_t>(sizeof one)) {
+            slot.value_read.add(one);
+            got = owner->take_unit(slot, unit);
         } else if (errno != EAGAIN) {
             errors.add();
             log::emit(log::Level::err, "eventfd read failed",
@@ -317,9 +325,9 @@ void ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint
     }
     if (!got) return;
     const std::int64_t now = steady_ns();
-    const std::int64_t latency = now - due;
-    record_eventfd(latency, now - written);
-    serve(owner->config(), fd, 1, latency);
+    const std::int64_t latency = now - unit.due;
+    const int cpu = record_eventfd(latency, now - unit.written, unit.cpu);
+    serve(owner->config(), fd, 1, latency, cpu, unit.cpu);
 }
 
 void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation) {
@@ -349,8 +357,11 @@ void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t
         slot.stamp.store(next, std::memory_order_relaxed);
         slot.value_read.add(ticks);
         if (ticks > 1) slot.overruns.add(ticks - 1);
-        timerfd_latency.record(static_cast<std::uint64_t>(lateness > 0 ? lateness : 0));
-        serve(producer, fd, ticks, lateness);
+        const auto late_ns = static_cast<std::uint64_t>(lateness > 0 ? lateness : 0);
+        timerfd_latency.record(late_ns);
+        const int cpu = current_cpu();
+        shared_.cpu_latency.record_timer(cpu, late_ns);
+        serve(producer, fd, ticks, lateness, cpu, -1);
     } else if (got < 0 && errno == ECANCELED) {
         on_clock_set(slot, fd, producer);
     } else if (got < 0 && errno != EAGAIN) {

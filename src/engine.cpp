@@ -84,11 +84,12 @@ ProducerReport& entry_for(std::vector<ProducerReport>& list, const ProducerRepor
     return e;
 }
 
-// The three latency histograms of a report, as one unit for warm-up bookkeeping.
+// The latency histograms of a report, as one unit for warm-up bookkeeping.
 struct LatencySet {
     HistogramSnapshot eventfd_latency;
     HistogramSnapshot eventfd_delivery;
     HistogramSnapshot timerfd_latency;
+    std::vector<CpuLatency> by_cpu;  // the same samples by consumer CPU (one recorder for all)
 
     // Adds what a consumer has recorded so far.
     void add(const ConsumerThread& c) {
@@ -104,11 +105,13 @@ struct LatencySet {
         eventfd_latency.merge(other.eventfd_latency);
         eventfd_delivery.merge(other.eventfd_delivery);
         timerfd_latency.merge(other.timerfd_latency);
+        merge_by_cpu(by_cpu, other.by_cpu);
     }
     [[nodiscard]] LatencySet since(const LatencySet& earlier) const {
         return {eventfd_latency.since(earlier.eventfd_latency),
                 eventfd_delivery.since(earlier.eventfd_delivery),
-                timerfd_latency.since(earlier.timerfd_latency)};
+                timerfd_latency.since(earlier.timerfd_latency),
+                since_by_cpu(by_cpu, earlier.by_cpu)};
     }
 };
 
@@ -161,6 +164,7 @@ struct Engine::Impl {
     void raw_latency(LatencySet& out) const {
         out = departed.latency;
         for (const auto& c : consumers) out.add(*c);
+        out.by_cpu = shared.cpu_latency.snapshot();
     }
 
     // The oldest event in flight of `spec` at `now` (steady ns).
@@ -845,6 +849,7 @@ void Engine::report_into(Report& out) const {
     out.eventfd_latency = latency.eventfd_latency;
     out.eventfd_delivery = latency.eventfd_delivery;
     out.timerfd_latency = latency.timerfd_latency;
+    out.by_cpu = std::move(latency.by_cpu);
     out.warmup_excluded_eventfd = excluded.eventfd_latency.count();
     out.warmup_excluded_timerfd = excluded.timerfd_latency.count();
     out.oldest_in_flight = InFlightAge{};

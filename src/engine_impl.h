@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "clock.h"
+#include "cpu_latency.h"
 #include "evfly/config.h"
 #include "evfly/epoll.h"
 #include "evfly/fd.h"
@@ -79,8 +80,7 @@ class ProducerThread final : public SlotPool {
         if (thread_.joinable()) thread_.join();
     }
     void release_slots(const std::uint32_t* indices, std::size_t count) override;
-    bool take_unit(Slot& slot, std::int64_t& due, std::int64_t& written) override
-        EXCLUDES(units_mutex_);
+    bool take_unit(Slot& slot, FireStamp& unit) override EXCLUDES(units_mutex_);
     // After join(): waits until every per-event fd has been consumed or `deadline_ns` passes,
     // and retires what is left of persistent and timer fds. True when nothing is outstanding.
     bool settle(std::int64_t deadline_ns);
@@ -131,7 +131,7 @@ class ProducerThread final : public SlotPool {
     void drain();
     void retire(Slot& slot);
     // Semaphore: records the stamps of the unit about to be written.
-    void push_unit(Slot& slot, std::int64_t due, std::int64_t written) EXCLUDES(units_mutex_);
+    void push_unit(Slot& slot, const FireStamp& unit) EXCLUDES(units_mutex_);
     // Takes `slots` as this thread's: owner, mode and counters set, generation bumped.
     void adopt(const std::vector<std::uint32_t>& slots);
     // Per-event: takes more slots from the table (doubling, up to max_in_flight); false when it
@@ -179,9 +179,9 @@ class ProducerThread final : public SlotPool {
     std::uint64_t returns_ GUARDED_BY(pool_mutex_) = 0;  // release_slots() calls
     bool waiting_ GUARDED_BY(pool_mutex_) = false;
     std::vector<std::uint32_t> free_;  // producer thread only (supervisor after join)
-    // Semaphore: the (due, written) stamps of the units written and not yet read, oldest first.
+    // Semaphore: the stamps of the units written and not yet read, oldest first.
     Mutex units_mutex_;
-    std::deque<std::pair<std::int64_t, std::int64_t>> units_ GUARDED_BY(units_mutex_);
+    std::deque<FireStamp> units_ GUARDED_BY(units_mutex_);
 
     std::jthread thread_;
 };
@@ -225,15 +225,16 @@ class alignas(64) ConsumerThread {
     void on_clock_set(Slot& slot, int fd, const ProducerConfig& producer);
     // The handler proper: the debug line and the modelled work. An exception from it is caught
     // and counted here, so the consumer's own bookkeeping (close or re-arm) always completes.
-    void serve(const ProducerConfig& producer, int fd, std::uint64_t value,
-               std::int64_t latency_ns);
+    void serve(const ProducerConfig& producer, int fd, std::uint64_t value, std::int64_t latency_ns,
+               int cpu, int fire_cpu);
     void spend(const ProducerConfig& producer);
     void log_event(const ProducerConfig& producer, int fd, std::uint64_t value,
-                   std::int64_t latency_ns);
+                   std::int64_t latency_ns, int cpu, int fire_cpu);
     // Re-arms a persistent, semaphore or timer registration; a failure is counted and logged.
     void rearm(int fd, std::uint64_t token);
-    // Records one eventfd sample: due -> consumed and written -> consumed, in ns.
-    void record_eventfd(std::int64_t latency, std::int64_t delivery);
+    // Records one eventfd sample: due -> consumed and written -> consumed, in ns, under the CPU
+    // it is read on and split by `fire_cpu`. Returns the CPU it was read on.
+    int record_eventfd(std::int64_t latency, std::int64_t delivery, int fire_cpu);
     // Hands the per-event slots closed in this batch back to their producers, one lock each.
     void flush_released();
 
@@ -259,6 +260,7 @@ struct Shared {
     Fd stop_fd;    // level-triggered: once written, every consumer leaves
     Fd retire_fd;  // semaphore, one-shot: each unit read ends one consumer (the pool shrinks)
     SlotTable slots;
+    CpuLatencyRecorder cpu_latency;  // every consumer's samples, by CPU
     std::atomic<std::uint32_t> max_events{64};
     std::atomic<std::int64_t> spin_ns{0};  // daemon.spin: a consumer's poll time after work
     std::atomic<bool> abandon{false};      // drain timed out: consumers stop at once

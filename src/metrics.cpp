@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "evfly/fd.h"
 #include "evfly/log.h"
@@ -47,17 +49,51 @@ void counter_family(std::string& out, const Report& report, const char* name, co
     }
 }
 
-void histogram(std::string& out, const char* name, const char* kind, const HistogramSnapshot& h) {
+// One histogram's series; `labels` is its label set without braces (kind="eventfd",...).
+void histogram(std::string& out, const char* name, const std::string& labels,
+               const HistogramSnapshot& h) {
+    const char* l = labels.c_str();
     for (const double bound : kBounds) {
         const auto ns = static_cast<std::uint64_t>(bound * 1e9);
-        line(out, "%s_bucket{kind=\"%s\",le=\"%g\"} %llu\n", name, kind, bound,
+        line(out, "%s_bucket{%s,le=\"%g\"} %llu\n", name, l, bound,
              static_cast<unsigned long long>(h.count_up_to(ns)));
     }
-    line(out, "%s_bucket{kind=\"%s\",le=\"+Inf\"} %llu\n", name, kind,
+    line(out, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, l,
          static_cast<unsigned long long>(h.count()));
-    line(out, "%s_sum{kind=\"%s\"} %.9g\n", name, kind, h.approx_sum() / 1e9);
-    line(out, "%s_count{kind=\"%s\"} %llu\n", name, kind,
-         static_cast<unsigned long long>(h.count()));
+    line(out, "%s_sum{%s} %.9g\n", name, l, h.approx_sum() / 1e9);
+    line(out, "%s_count{%s} %llu\n", name, l, static_cast<unsigned long long>(h.count()));
+}
+
+std::string cpu_labels(const char* kind, int cpu, const char* handoff) {
+    return std::string("kind=\"") + kind + "\",cpu=\"" + std::to_string(cpu) + "\",handoff=\"" +
+           handoff + "\"";
+}
+
+// The same samples as evfly_latency_seconds and evfly_delivery_seconds, by the CPU that read
+// them and whether the fire ran on that CPU (a separate family, so sums over it do not count a
+// sample twice).
+void by_cpu(std::string& out, const std::vector<CpuLatency>& cpus) {
+    out +=
+        "# HELP evfly_cpu_latency_seconds As evfly_latency_seconds, by the consumer's CPU and "
+        "hand-off (same_cpu: fired on that CPU; cross_cpu: on another; timer: the kernel).\n"
+        "# TYPE evfly_cpu_latency_seconds histogram\n";
+    for (const CpuLatency& c : cpus) {
+        histogram(out, "evfly_cpu_latency_seconds", cpu_labels("eventfd", c.cpu, "same_cpu"),
+                  c.eventfd_same_cpu);
+        histogram(out, "evfly_cpu_latency_seconds", cpu_labels("eventfd", c.cpu, "cross_cpu"),
+                  c.eventfd_cross_cpu);
+        histogram(out, "evfly_cpu_latency_seconds", cpu_labels("timerfd", c.cpu, "timer"),
+                  c.timerfd);
+    }
+    out +=
+        "# HELP evfly_cpu_delivery_seconds As evfly_delivery_seconds, by the consumer's CPU and "
+        "hand-off.\n# TYPE evfly_cpu_delivery_seconds histogram\n";
+    for (const CpuLatency& c : cpus) {
+        histogram(out, "evfly_cpu_delivery_seconds", cpu_labels("eventfd", c.cpu, "same_cpu"),
+                  c.delivery_same_cpu);
+        histogram(out, "evfly_cpu_delivery_seconds", cpu_labels("eventfd", c.cpu, "cross_cpu"),
+                  c.delivery_cross_cpu);
+    }
 }
 
 }  // namespace
@@ -91,12 +127,13 @@ std::string prometheus_text(const Report& report, const MetricsExtras& extras) {
     out +=
         "# HELP evfly_latency_seconds eventfd: from when the event was due to consumed; timerfd: "
         "lateness behind the due tick.\n# TYPE evfly_latency_seconds histogram\n";
-    histogram(out, "evfly_latency_seconds", "eventfd", report.eventfd_latency);
-    histogram(out, "evfly_latency_seconds", "timerfd", report.timerfd_latency);
+    histogram(out, "evfly_latency_seconds", "kind=\"eventfd\"", report.eventfd_latency);
+    histogram(out, "evfly_latency_seconds", "kind=\"timerfd\"", report.timerfd_latency);
     out +=
         "# HELP evfly_delivery_seconds eventfd: from the write to consumed.\n"
         "# TYPE evfly_delivery_seconds histogram\n";
-    histogram(out, "evfly_delivery_seconds", "eventfd", report.eventfd_delivery);
+    histogram(out, "evfly_delivery_seconds", "kind=\"eventfd\"", report.eventfd_delivery);
+    by_cpu(out, report.by_cpu);
     line(out,
          "# HELP evfly_oldest_in_flight_seconds Age of the oldest event in flight (0: none).\n"
          "# TYPE evfly_oldest_in_flight_seconds gauge\nevfly_oldest_in_flight_seconds %.9g\n",

@@ -7,7 +7,6 @@
 #include <climits>
 #include <cstring>
 #include <stdexcept>
-#include <tuple>
 
 #include "engine_impl.h"
 #include "evfly/fd.h"
@@ -375,6 +374,7 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
             // Latency counts from the due time, however long the wait for a slot or an fd took;
             // the write stamp goes last, with release, and the consumer loads it first.
             slot.stamp.store(due, std::memory_order_relaxed);
+            slot.fire_cpu.store(current_cpu(), std::memory_order_relaxed);
             slot.written.store(now, std::memory_order_release);
         };
         const auto unfire = [&] {
@@ -501,12 +501,13 @@ void ProducerThread::run_persistent(const std::stop_token& stop) {
             count_late(due, now);
         }
         if (semaphore) {
-            push_unit(slot, due, now);
+            push_unit(slot, FireStamp{due, now, current_cpu()});
         } else if (slot.stamp.load(std::memory_order_relaxed) == 0) {
             // Stamp the oldest unread fire only (a cheap load first, as most fires find one
             // unread); the consumer takes the stamp after its read. Only this thread stores a
             // non-zero stamp, so no compare-exchange is needed.
             slot.written.store(now, std::memory_order_relaxed);
+            slot.fire_cpu.store(current_cpu(), std::memory_order_relaxed);
             slot.stamp.store(due, std::memory_order_release);
         }
         fired.add();
@@ -586,25 +587,25 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
     for (const std::uint32_t index : slots()) retire(shared_.slots[index]);
 }
 
-void ProducerThread::push_unit(Slot& slot, std::int64_t due, std::int64_t written) {
+void ProducerThread::push_unit(Slot& slot, const FireStamp& unit) {
     MutexLock lock(units_mutex_);
-    units_.emplace_back(due, written);
+    units_.push_back(unit);
     if (units_.size() == 1) {  // the oldest unread unit: what the canary looks at
-        slot.written.store(written, std::memory_order_relaxed);
-        slot.stamp.store(due, std::memory_order_release);
+        slot.written.store(unit.written, std::memory_order_relaxed);
+        slot.stamp.store(unit.due, std::memory_order_release);
     }
 }
 
-bool ProducerThread::take_unit(Slot& slot, std::int64_t& due, std::int64_t& written) {
+bool ProducerThread::take_unit(Slot& slot, FireStamp& unit) {
     MutexLock lock(units_mutex_);
     if (units_.empty()) return false;
-    std::tie(due, written) = units_.front();
+    unit = units_.front();
     units_.pop_front();
     if (units_.empty()) {
         slot.stamp.store(0, std::memory_order_relaxed);
     } else {
-        slot.written.store(units_.front().second, std::memory_order_relaxed);
-        slot.stamp.store(units_.front().first, std::memory_order_release);
+        slot.written.store(units_.front().written, std::memory_order_relaxed);
+        slot.stamp.store(units_.front().due, std::memory_order_release);
     }
     return true;
 }

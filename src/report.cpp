@@ -1,6 +1,58 @@
 #include "evfly/report.h"
 
+#include <cstddef>
+#include <utility>
+
 namespace evfly {
+
+void CpuLatency::merge(const CpuLatency& other) noexcept {
+    eventfd_same_cpu.merge(other.eventfd_same_cpu);
+    eventfd_cross_cpu.merge(other.eventfd_cross_cpu);
+    delivery_same_cpu.merge(other.delivery_same_cpu);
+    delivery_cross_cpu.merge(other.delivery_cross_cpu);
+    timerfd.merge(other.timerfd);
+}
+
+CpuLatency CpuLatency::since(const CpuLatency& earlier) const noexcept {
+    CpuLatency diff;
+    diff.cpu = cpu;
+    diff.eventfd_same_cpu = eventfd_same_cpu.since(earlier.eventfd_same_cpu);
+    diff.eventfd_cross_cpu = eventfd_cross_cpu.since(earlier.eventfd_cross_cpu);
+    diff.delivery_same_cpu = delivery_same_cpu.since(earlier.delivery_same_cpu);
+    diff.delivery_cross_cpu = delivery_cross_cpu.since(earlier.delivery_cross_cpu);
+    diff.timerfd = timerfd.since(earlier.timerfd);
+    return diff;
+}
+
+void merge_by_cpu(std::vector<CpuLatency>& into, const std::vector<CpuLatency>& more) {
+    std::vector<CpuLatency> out;
+    out.reserve(into.size() + more.size());
+    std::size_t i = 0;
+    std::size_t j = 0;
+    while (i < into.size() || j < more.size()) {
+        if (j == more.size() || (i < into.size() && into[i].cpu < more[j].cpu)) {
+            out.push_back(std::move(into[i++]));
+        } else if (i == into.size() || more[j].cpu < into[i].cpu) {
+            out.push_back(more[j++]);
+        } else {
+            out.push_back(std::move(into[i++]));
+            out.back().merge(more[j++]);
+        }
+    }
+    into = std::move(out);
+}
+
+std::vector<CpuLatency> since_by_cpu(const std::vector<CpuLatency>& now,
+                                     const std::vector<CpuLatency>& earlier) {
+    std::vector<CpuLatency> out;
+    std::size_t j = 0;
+    for (const CpuLatency& c : now) {
+        while (j < earlier.size() && earlier[j].cpu < c.cpu) ++j;
+        CpuLatency diff = j < earlier.size() && earlier[j].cpu == c.cpu ? c.since(earlier[j]) : c;
+        if (diff.count() != 0) out.push_back(std::move(diff));
+    }
+    return out;
+}
 
 Totals Report::totals() const noexcept {
     Totals t;

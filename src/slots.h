@@ -64,6 +64,13 @@ inline std::uint32_t token_generation(std::uint64_t token) noexcept {
 
 enum class SlotMode : std::uint8_t { per_event, persistent, semaphore, timer };
 
+// One fire's stamps: when it was due and written (steady ns), and the CPU it was fired on.
+struct FireStamp {
+    std::int64_t due = 0;
+    std::int64_t written = 0;
+    std::int32_t cpu = -1;
+};
+
 // What a consumer needs of a slot's producer, and no more: its config, and a way to hand
 // per-event slots back once their fds are closed.
 struct Slot;
@@ -78,9 +85,9 @@ class SlotPool {
     // Called by a consumer when it has closed per-event fds of this pool: once per epoll_wait
     // batch, with every slot of this pool the batch closed. Safe from any thread.
     virtual void release_slots(const std::uint32_t* indices, std::size_t count) = 0;
-    // Semaphore slots: the due and write stamps of the oldest unit not yet read, taken by the
-    // consumer that read one unit of `slot`; false when there is none. Safe from any thread.
-    virtual bool take_unit(Slot& slot, std::int64_t& due, std::int64_t& written) = 0;
+    // Semaphore slots: the stamps of the oldest unit not yet read, taken by the consumer that
+    // read one unit of `slot`; false when there is none. Safe from any thread.
+    virtual bool take_unit(Slot& slot, FireStamp& unit) = 0;
 
   protected:
     const ProducerConfig& config_;
@@ -99,6 +106,9 @@ struct alignas(64) Slot {
     // the consumer once read (0: nothing in flight); persistent: the write of the oldest unread
     // fire (meaningful while stamp != 0).
     std::atomic<std::int64_t> written{0};
+    // The CPU the producer fired on (sched_getcpu), for the same-CPU / cross-CPU split; stored
+    // with the stamps, before the store that publishes them (-1: unknown).
+    std::atomic<std::int32_t> fire_cpu{-1};
     // What consumers read through this slot (timer: expirations), and timer overruns; written by
     // whichever consumer holds the registration.
     Counter value_read;

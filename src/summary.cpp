@@ -35,6 +35,30 @@ nlohmann::ordered_json buckets(const HistogramSnapshot& h) {
     return out;
 }
 
+nlohmann::ordered_json split(const HistogramSnapshot& same, const HistogramSnapshot& cross) {
+    return {{"same_cpu", latency(same)}, {"cross_cpu", latency(cross)}};
+}
+
+// Latency by where the hand-off ran: in all, and per consumer CPU.
+nlohmann::ordered_json by_cpu(const std::vector<CpuLatency>& cpus) {
+    CpuLatency all;
+    nlohmann::ordered_json per = nlohmann::ordered_json::array();
+    for (const CpuLatency& c : cpus) {
+        all.merge(c);
+        per.push_back({{"cpu", c.cpu},
+                       {"eventfd", split(c.eventfd_same_cpu, c.eventfd_cross_cpu)},
+                       {"eventfd_delivery", split(c.delivery_same_cpu, c.delivery_cross_cpu)},
+                       {"timerfd", latency(c.timerfd)}});
+    }
+    const std::uint64_t same = all.eventfd_same_cpu.count();
+    const std::uint64_t split_total = same + all.eventfd_cross_cpu.count();
+    return {{"eventfd", split(all.eventfd_same_cpu, all.eventfd_cross_cpu)},
+            {"eventfd_delivery", split(all.delivery_same_cpu, all.delivery_cross_cpu)},
+            {"same_cpu_share",
+             split_total == 0 ? 0.0 : static_cast<double>(same) / static_cast<double>(split_total)},
+            {"consumer_cpus", per}};
+}
+
 nlohmann::ordered_json brief(const Percentiles& p) {
     return {{"count", p.count}, {"p50", p.p50}, {"p99", p.p99}, {"max", p.max}};
 }
@@ -191,6 +215,7 @@ std::string summary_json(const RunResult& result, const Resources& resources,
          {{"eventfd", buckets(report.eventfd_latency)},
           {"eventfd_delivery", buckets(report.eventfd_delivery)},
           {"timerfd", buckets(report.timerfd_latency)}}},
+        {"by_cpu", by_cpu(report.by_cpu)},
         {"warmup",
          {{"duration_s", to_s(result.warmup)},
           {"excluded",

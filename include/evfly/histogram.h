@@ -7,7 +7,8 @@
 //
 // Threading: one writer. record() is called by a single thread (a consumer); any thread may read
 // at the same time (snapshot/merge), seeing each counter at some recent value. No locks, no
-// read-modify-write instructions on the hot path.
+// read-modify-write instructions on the hot path. record_shared() is for a histogram that many
+// threads write (one read-modify-write per counter); a histogram takes one kind of write only.
 #pragma once
 
 #include <array>
@@ -77,6 +78,15 @@ class Histogram {
         bump(count_);
         if (value > max_.load(std::memory_order_relaxed)) {
             max_.store(value, std::memory_order_relaxed);
+        }
+    }
+    // Any number of writers at once; never mixed with record() on the same histogram.
+    void record_shared(std::uint64_t value) noexcept {
+        counts_[HistogramSnapshot::bucket_of(value)].fetch_add(1, std::memory_order_relaxed);
+        count_.fetch_add(1, std::memory_order_relaxed);
+        std::uint64_t seen = max_.load(std::memory_order_relaxed);
+        while (value > seen &&
+               !max_.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
         }
     }
     // Safe from any thread.

@@ -65,6 +65,32 @@ struct Totals {
     std::uint64_t clock_jumps = 0;
 };
 
+// Latency by where the hand-off ran, for one consumer CPU (the CPU a consumer read on): the
+// eventfd samples whose fire ran on that CPU too (same-CPU) and those fired on another
+// (cross-CPU), and the lateness of the timer expirations read there (the kernel fires timers,
+// so they have no fire CPU). An eventfd sample whose fire CPU is unknown is in neither split.
+struct CpuLatency {
+    int cpu = -1;
+    HistogramSnapshot eventfd_same_cpu;    // due -> consumed, fired on this CPU
+    HistogramSnapshot eventfd_cross_cpu;   // due -> consumed, fired on another CPU
+    HistogramSnapshot delivery_same_cpu;   // written -> consumed, fired on this CPU
+    HistogramSnapshot delivery_cross_cpu;  // written -> consumed, fired on another CPU
+    HistogramSnapshot timerfd;             // lateness behind the due tick
+
+    void merge(const CpuLatency& other) noexcept;
+    [[nodiscard]] CpuLatency since(const CpuLatency& earlier) const noexcept;
+    [[nodiscard]] std::uint64_t count() const noexcept {
+        return eventfd_same_cpu.count() + eventfd_cross_cpu.count() + timerfd.count();
+    }
+};
+
+// `more` added into `into`, CPU by CPU (both in CPU order, and so is the result).
+void merge_by_cpu(std::vector<CpuLatency>& into, const std::vector<CpuLatency>& more);
+// What `now` holds beyond `earlier` (an earlier view of the same samples), CPU by CPU; CPUs
+// with nothing new are left out.
+[[nodiscard]] std::vector<CpuLatency> since_by_cpu(const std::vector<CpuLatency>& now,
+                                                   const std::vector<CpuLatency>& earlier);
+
 struct Report {
     std::uint32_t consumers = 0;
     std::vector<ProducerReport> producers;
@@ -78,6 +104,7 @@ struct Report {
     HistogramSnapshot eventfd_latency;   // due (as the schedule called for it) to consumed, ns
     HistogramSnapshot eventfd_delivery;  // written to consumed, ns
     HistogramSnapshot timerfd_latency;   // lateness behind the due tick, ns
+    std::vector<CpuLatency> by_cpu;      // the same samples by consumer CPU, in CPU order
     InFlightAge oldest_in_flight;
     // Latency samples left out of the histograms above because they were recorded during a
     // warm-up (daemon.warmup after the start or a reload that changed producers).

@@ -1,0 +1,70 @@
+#include "cpu_latency.h"
+
+#include <cstddef>
+#include <new>
+
+namespace evfly::detail {
+
+struct CpuLatencyRecorder::PerCpu {
+    Histogram eventfd_same_cpu;
+    Histogram eventfd_cross_cpu;
+    Histogram delivery_same_cpu;
+    Histogram delivery_cross_cpu;
+    Histogram timerfd;
+};
+
+CpuLatencyRecorder::CpuLatencyRecorder()
+    : cpus_(std::make_unique<std::atomic<PerCpu*>[]>(kMaxCpus)) {}
+
+CpuLatencyRecorder::~CpuLatencyRecorder() {
+    for (std::size_t i = 0; i < kMaxCpus; ++i) delete cpus_[i].load(std::memory_order_acquire);
+}
+
+CpuLatencyRecorder::PerCpu* CpuLatencyRecorder::at(int cpu) noexcept {
+    if (cpu < 0 || static_cast<std::size_t>(cpu) >= kMaxCpus) return nullptr;
+    std::atomic<PerCpu*>& entry = cpus_[static_cast<std::size_t>(cpu)];
+    PerCpu* have = entry.load(std::memory_order_acquire);
+    if (have != nullptr) return have;
+    // First sample on this CPU: two threads may race here; the loser frees its copy.
+    auto* fresh = new (std::nothrow) PerCpu();
+    if (fresh == nullptr) return nullptr;
+    if (entry.compare_exchange_strong(have, fresh, std::memory_order_acq_rel)) return fresh;
+    delete fresh;
+    return have;
+}
+
+void CpuLatencyRecorder::record_eventfd(int cpu, int fire_cpu, std::uint64_t latency,
+                                        std::uint64_t delivery) noexcept {
+    if (fire_cpu < 0) return;
+    PerCpu* c = at(cpu);
+    if (c == nullptr) return;
+    if (fire_cpu == cpu) {
+        c->eventfd_same_cpu.record_shared(latency);
+        c->delivery_same_cpu.record_shared(delivery);
+    } else {
+        c->eventfd_cross_cpu.record_shared(latency);
+        c->delivery_cross_cpu.record_shared(delivery);
+    }
+}
+
+void CpuLatencyRecorder::record_timer(int cpu, std::uint64_t lateness) noexcept {
+    if (PerCpu* c = at(cpu); c != nullptr) c->timerfd.record_shared(lateness);
+}
+
+std::vector<CpuLatency> CpuLatencyRecorder::snapshot() const {
+    std::vector<CpuLatency> out;
+    for (std::size_t i = 0; i < kMaxCpus; ++i) {
+        const PerCpu* c = cpus_[i].load(std::memory_order_acquire);
+        if (c == nullptr) continue;
+        CpuLatency& view = out.emplace_back();
+        view.cpu = static_cast<int>(i);
+        c->eventfd_same_cpu.snapshot_into(view.eventfd_same_cpu);
+        c->eventfd_cross_cpu.snapshot_into(view.eventfd_cross_cpu);
+        c->delivery_same_cpu.snapshot_into(view.delivery_same_cpu);
+        c->delivery_cross_cpu.snapshot_into(view.delivery_cross_cpu);
+        c->timerfd.snapshot_into(view.timerfd);
+    }
+    return out;
+}
+
+}  // namespace evfly::detail

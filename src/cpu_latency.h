@@ -1,0 +1,53 @@
+// Where each hand-off ran: the consumers record every latency sample under the CPU they read it
+// on, split by whether its fire ran on that CPU too. This is what decides placement (a wake-up on
+// the same CPU costs far less than one across CPUs on most machines).
+//
+// Any thread may record under any CPU (a thread can move between sched_getcpu() and the record),
+// so the histograms take many writers; in practice a CPU's histograms are written by the threads
+// running on it, so their cache lines stay with that CPU. A CPU's histograms are allocated the
+// first time a sample is recorded there and live as long as the recorder.
+#pragma once
+
+#include <sched.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "evfly/report.h"
+
+namespace evfly::detail {
+
+// The CPU the calling thread runs on, -1 if unknown: glibc reads it from the thread's rseq area
+// (or the vDSO), with no syscall.
+inline int current_cpu() noexcept { return ::sched_getcpu(); }
+
+class CpuLatencyRecorder {
+  public:
+    static constexpr std::size_t kMaxCpus = CPU_SETSIZE;  // CPUs numbered beyond are not split
+
+    CpuLatencyRecorder();
+    ~CpuLatencyRecorder();
+    CpuLatencyRecorder(const CpuLatencyRecorder&) = delete;
+    CpuLatencyRecorder& operator=(const CpuLatencyRecorder&) = delete;
+
+    // One eventfd sample read on `cpu`, fired on `fire_cpu` (-1: unknown, only counted as read
+    // there). Safe from any thread.
+    void record_eventfd(int cpu, int fire_cpu, std::uint64_t latency,
+                        std::uint64_t delivery) noexcept;
+    // One timer read on `cpu`. Safe from any thread.
+    void record_timer(int cpu, std::uint64_t lateness) noexcept;
+    // Every CPU with samples, in CPU order. Safe from any thread.
+    [[nodiscard]] std::vector<CpuLatency> snapshot() const;
+
+  private:
+    struct PerCpu;
+    // The histograms of `cpu`, allocated on first use; nullptr when out of range or out of memory.
+    PerCpu* at(int cpu) noexcept;
+
+    std::unique_ptr<std::atomic<PerCpu*>[]> cpus_;
+};
+
+}  // namespace evfly::detail
