@@ -30,7 +30,7 @@ const std::set<std::string> kTopKeys{"daemon", "log", "metrics", "slo", "produce
 const std::set<std::string> kDaemonKeys{
     "consumers", "max_events",  "stats_interval", "shutdown_timeout", "stall_after",
     "warmup",    "spin",        "cpus",           "policy",           "priority",
-    "nice",      "timer_slack", "mlockall"};
+    "nice",      "timer_slack", "mlockall",       "cpu_dma_latency"};
 const std::set<std::string> kLogKeys{"level", "format", "sink", "file"};
 const std::set<std::string> kMetricsKeys{"textfile"};
 const std::set<std::string> kCommonProducerKeys{
@@ -426,6 +426,12 @@ Config validate(const Value& root, const std::string& file) {
         check.duration(*daemon, "daemon.", "spin", config.daemon.spin, Nanos(0),
                        std::chrono::milliseconds(100));
         validate_placement(check, *daemon, "daemon.", config.daemon.placement);
+        if (check.find(*daemon, "cpu_dma_latency") != nullptr) {
+            Nanos latency{-1};
+            check.duration(*daemon, "daemon.", "cpu_dma_latency", latency, Nanos(0),
+                           std::chrono::seconds(1));
+            if (latency.count() >= 0) config.daemon.cpu_dma_latency = latency;
+        }
         if (const Value* v = check.find(*daemon, "mlockall")) {
             if (!v->is_boolean()) {
                 check.error(*v, "daemon.mlockall",
@@ -810,6 +816,9 @@ std::string to_toml(const Config& config) {
         {"warmup", format_duration(config.daemon.warmup)},
         {"spin", format_duration(config.daemon.spin)},
         {"mlockall", config.daemon.mlockall}};
+    if (config.daemon.cpu_dma_latency)
+        top["daemon"].as_table()["cpu_dma_latency"] =
+            format_duration(*config.daemon.cpu_dma_latency);
     add_placement(top["daemon"].as_table(), config.daemon.placement);
     OrderedValue::table_type log{{"level", config.log.level},
                                  {"format", config.log.format == LogFormat::json ? "json" : "text"},

@@ -115,6 +115,8 @@ class Supervisor {
             if (const std::string why = detail::apply_mlockall(true); !why.empty())
                 throw std::system_error(EPERM, std::generic_category(), why);
         }
+        if (const std::string why = wake_latency_.set(config_.daemon.cpu_dma_latency); !why.empty())
+            throw std::system_error(EPERM, std::generic_category(), why);
         engine_.start();
         begin_warmup();
         check_stalls();
@@ -132,7 +134,10 @@ class Supervisor {
                    {"virtualized", host_.virtualized},
                    {"hypervisor", host_.hypervisor},
                    {"consumers_placement", detail::describe(config_.daemon.placement)},
-                   {"mlockall", config_.daemon.mlockall}});
+                   {"mlockall", config_.daemon.mlockall},
+                   {"cpu_dma_latency_us", config_.daemon.cpu_dma_latency
+                                              ? config_.daemon.cpu_dma_latency->count() / 1000
+                                              : -1}});
         ::sd_notifyf(0, "READY=1\nSTATUS=running: %u consumers, %u producer threads",
                      config_.daemon.consumers, producer_threads(config_));
         std::string reason;
@@ -291,12 +296,35 @@ class Supervisor {
             changes += changes.empty() ? "" : ",";
             changes += what;
         };
-        // Memory locking first: it can fail (EPERM, RLIMIT_MEMLOCK) with nothing changed.
+        // Process-wide settings first: memory locking and the CPU wake-up latency request can
+        // fail (EPERM, RLIMIT_MEMLOCK, a device the unit does not allow) with nothing changed,
+        // and are undone if anything after them fails.
+        const bool mlockall_before = config_.daemon.mlockall;
+        const std::optional<Nanos> wake_before = config_.daemon.cpu_dma_latency;
+        const auto undo_process_settings = [&] {
+            if (config_.daemon.cpu_dma_latency != wake_before) {
+                (void)wake_latency_.set(wake_before);
+                config_.daemon.cpu_dma_latency = wake_before;
+            }
+            if (config_.daemon.mlockall != mlockall_before) {
+                (void)detail::apply_mlockall(mlockall_before);
+                config_.daemon.mlockall = mlockall_before;
+            }
+        };
         if (next.daemon.mlockall != config_.daemon.mlockall) {
             if (const std::string why = detail::apply_mlockall(next.daemon.mlockall); !why.empty())
                 throw std::system_error(EPERM, std::generic_category(), why);
             config_.daemon.mlockall = next.daemon.mlockall;
             note("daemon.mlockall");
+        }
+        if (next.daemon.cpu_dma_latency != config_.daemon.cpu_dma_latency) {
+            if (const std::string why = wake_latency_.set(next.daemon.cpu_dma_latency);
+                !why.empty()) {
+                undo_process_settings();
+                throw std::system_error(EPERM, std::generic_category(), why);
+            }
+            config_.daemon.cpu_dma_latency = next.daemon.cpu_dma_latency;
+            note("daemon.cpu_dma_latency");
         }
         const Config::Log log_before = config_.log;
         if (next.log != config_.log) {
@@ -315,11 +343,13 @@ class Supervisor {
         try {
             engine_.reconfigure(next);
         } catch (...) {
-            // All or nothing: the engine has left everything as it ran; so does the log.
+            // All or nothing: the engine has left everything as it ran; so do the log and the
+            // process-wide settings.
             if (config_.log != log_before) {
                 log::reconfigure(log_before);
                 config_.log = log_before;
             }
+            undo_process_settings();
             throw;
         }
         config_.daemon.consumers = next.daemon.consumers;
@@ -444,6 +474,7 @@ class Supervisor {
     Engine engine_;
     StatsReporter stats_;
     MetricsFile metrics_;
+    detail::CpuWakeLatency wake_latency_;  // daemon.cpu_dma_latency, held while running
     std::uint64_t reloads_ok_ = 0;
     std::uint64_t reloads_failed_ = 0;
 };

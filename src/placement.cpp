@@ -1,5 +1,6 @@
 #include "placement.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -109,6 +110,33 @@ std::string apply_mlockall(bool on) {
     if (err == EPERM || err == ENOMEM)
         why += " (needs CAP_IPC_LOCK or a LimitMEMLOCK= above the daemon's size)";
     return why;
+}
+
+std::string CpuWakeLatency::set(std::optional<Nanos> latency) {
+    if (!latency) {
+        fd_ = Fd();  // closing the fd withdraws the request
+        return {};
+    }
+    static constexpr const char* kPath = "/dev/cpu_dma_latency";
+    const auto fail = [](const char* what, int err) {
+        std::string why = std::string("key 'daemon.cpu_dma_latency': ") + what + " " + kPath +
+                          ": " + errno_text(err);
+        if (err == EPERM || err == EACCES)
+            why += " (needs root, or under systemd DeviceAllow=/dev/cpu_dma_latency w)";
+        return why;
+    };
+    // A new request is opened first and kept only once written, so a failure changes nothing;
+    // a request in force takes the new value in place.
+    Fd opened;
+    if (!fd_) {
+        opened = Fd(::open(kPath, O_WRONLY | O_CLOEXEC));
+        if (!opened) return fail("open", errno);
+    }
+    const auto us = static_cast<std::int32_t>(latency->count() / 1000);
+    const int fd = fd_ ? fd_.get() : opened.get();
+    if (::write(fd, &us, sizeof us) != static_cast<ssize_t>(sizeof us)) return fail("write", errno);
+    if (opened) fd_ = std::move(opened);
+    return {};
 }
 
 std::string describe(const Placement& p) {

@@ -6,11 +6,13 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "evfly/config.h"
 #include "evfly/daemon.h"
+#include "evfly/fd.h"
 
 namespace evfly::detail {
 
@@ -35,6 +37,18 @@ pid_t current_tid() noexcept;
 // mlockall(MCL_CURRENT | MCL_FUTURE) when `on`, munlockall() when not; "" or why it failed,
 // naming daemon.mlockall.
 std::string apply_mlockall(bool on);
+
+// The process's request for CPU wake-up latency (PM QoS): in force while its fd on
+// /dev/cpu_dma_latency is open. Supervisor thread only.
+class CpuWakeLatency {
+  public:
+    // Asks for `latency` (whole microseconds), or withdraws the request (nullopt). Returns "" or
+    // why it failed, naming daemon.cpu_dma_latency; on failure the request in force is kept.
+    std::string set(std::optional<Nanos> latency);
+
+  private:
+    Fd fd_;
+};
 
 // "cpus=0-1 policy=fifo priority=10 nice=... timer_slack=...", or "inherited".
 std::string describe(const Placement& p);

@@ -118,6 +118,10 @@ nlohmann::ordered_json placement(const RunResult& result) {
                            {"timer_slack_ns", t.timer_slack_ns}});
     }
     return {{"mlockall", result.daemon.mlockall},
+            {"cpu_dma_latency_us",
+             result.daemon.cpu_dma_latency
+                 ? nlohmann::ordered_json(result.daemon.cpu_dma_latency->count() / 1000)
+                 : nlohmann::ordered_json(nullptr)},
             {"consumers", placement_json(result.daemon.placement)},
             {"producers", producers},
             {"threads", threads}};

@@ -83,6 +83,10 @@ struct Config {
         Nanos spin{0};
         Placement placement;    // of the consumer pool
         bool mlockall = false;  // lock the process's memory (mlockall MCL_CURRENT|MCL_FUTURE)
+        // The wake-up latency the CPUs may take, asked of the kernel while evflyd runs (PM QoS,
+        // /dev/cpu_dma_latency; whole microseconds): "0us" keeps idle CPUs out of deep sleep
+        // states, as cyclictest does by default. Unset: not asked.
+        std::optional<Nanos> cpu_dma_latency;
         bool operator==(const Daemon&) const = default;
     } daemon;
     struct Log {

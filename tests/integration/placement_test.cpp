@@ -172,3 +172,69 @@ TEST(Placement, APolicyTheProcessMayNotUseIsAClearError) {
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(20s), 0) << p.err();
 }
+
+namespace {
+
+// The CPU wake-up latency the kernel honours now: the smallest request in force (PM QoS).
+std::int32_t cpu_dma_latency() {
+    std::int32_t us = -1;
+    if (FILE* f = std::fopen("/dev/cpu_dma_latency", "rb")) {
+        if (std::fread(&us, sizeof us, 1, f) != 1) us = -1;
+        std::fclose(f);
+    }
+    return us;
+}
+
+}  // namespace
+
+// daemon.cpu_dma_latency: the kernel's own view (/dev/cpu_dma_latency) holds the request while
+// evflyd runs, takes a reload's new value, and drops it when the key goes or evflyd stops; a
+// process that may not ask exits 71 naming the key.
+TEST(Placement, CpuWakeLatencyIsAskedWhileRunningAndChangedByAReload) {
+    const std::int32_t before = cpu_dma_latency();
+    if (before < 0 || ::geteuid() != 0) GTEST_SKIP() << "needs root and /dev/cpu_dma_latency";
+    if (before <= 20) GTEST_SKIP() << "another process already asks for " << before << " us";
+    TempDir dir;
+    const std::string config = dir.write("evfly.toml", config_of("cpu_dma_latency = \"0us\"", ""));
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", config, "--summary", summary});
+    ASSERT_TRUE(wait_logged(p, "started")) << p.err();
+    EXPECT_EQ(cpu_dma_latency(), 0);
+
+    dir.write("next.toml", config_of("cpu_dma_latency = \"20us\"", ""));
+    std::filesystem::rename(dir.path() + "/next.toml", config);
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_logged(p, "config reloaded")) << p.err();
+    EXPECT_EQ(cpu_dma_latency(), 20);
+
+    dir.write("next.toml", config_of("", ""));
+    std::filesystem::rename(dir.path() + "/next.toml", config);
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_logged(p, "config reloaded", 2)) << p.err();
+    EXPECT_EQ(cpu_dma_latency(), before);
+
+    dir.write("next.toml", config_of("cpu_dma_latency = \"5us\"", ""));
+    std::filesystem::rename(dir.path() + "/next.toml", config);
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_logged(p, "config reloaded", 3)) << p.err();
+    EXPECT_EQ(cpu_dma_latency(), 5);
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(20s), 0) << p.err();
+    EXPECT_EQ(cpu_dma_latency(), before);
+    EXPECT_EQ(summary_of(summary)["placement"]["cpu_dma_latency_us"], 5);
+
+    // Not allowed to ask (nobody cannot open the device): a clear error at the start.
+    std::filesystem::permissions(dir.path(), std::filesystem::perms(0777));
+    SpawnOptions spawn;
+    spawn.program = dir.path() + "/evflyd";
+    std::filesystem::copy_file(EVFLYD_PATH, spawn.program);
+    std::filesystem::permissions(spawn.program, std::filesystem::perms(0755));
+    spawn.uid = 65534;
+    const std::string denied = dir.write("denied.toml", config_of("cpu_dma_latency = \"0us\"", ""));
+    std::filesystem::permissions(denied, std::filesystem::perms(0644));
+    const auto r = evfly::test::run_evflyd({"-c", denied}, spawn, 10s);
+    EXPECT_EQ(r.code, 71) << r.err;
+    EXPECT_NE(r.err.find("daemon.cpu_dma_latency"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("/dev/cpu_dma_latency"), std::string::npos) << r.err;
+    EXPECT_EQ(cpu_dma_latency(), before);
+}
