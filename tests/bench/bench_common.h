@@ -3,9 +3,14 @@
 // object each program prints on stdout for tests/bench/run to collect.
 #pragma once
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -58,7 +63,58 @@ struct Options {
     bool create = false;       // per-event: eventfd(1) born fired, no write (4 syscalls)
     bool oneshot =
         false;  // the floor's persistent workload with EPOLLONESHOT and a re-arm per read
+    // Placement, as evflyd's `cpus`, `policy`, `priority` and `spin` (the floor only): a cpuset
+    // list per group, one CPU per thread round-robin; the consumers' policy; after work, a
+    // consumer polls epoll_wait(0) for up to spin_ns before it blocks again.
+    std::string producer_cpus;
+    std::string consumer_cpus;
+    std::string consumer_policy;  // "" (inherited), other, batch, idle, fifo, rr
+    int consumer_priority = 0;
+    std::int64_t spin_ns = 0;
+    bool mlockall = false;
+    int cpu_dma_latency_us = -1;  // held while running (/dev/cpu_dma_latency), as cyclictest does
 };
+
+// "0-3,6" as a list of CPUs, in order.
+inline std::vector<int> parse_cpus(const std::string& list) {
+    std::vector<int> cpus;
+    std::size_t at = 0;
+    while (at < list.size()) {
+        const std::size_t comma = std::min(list.find(',', at), list.size());
+        const std::string part = list.substr(at, comma - at);
+        const std::size_t dash = part.find('-');
+        const int lo = std::stoi(part.substr(0, dash));
+        const int hi = dash == std::string::npos ? lo : std::stoi(part.substr(dash + 1));
+        for (int c = lo; c <= hi; ++c) cpus.push_back(c);
+        at = comma + 1;
+    }
+    return cpus;
+}
+
+[[noreturn]] inline void die(const char* what);
+
+// Pins the calling thread, thread `index` of its group, to one CPU of `list` (round-robin, as
+// evflyd does); nothing when `list` is empty.
+inline void pin(const std::string& list, int index) {
+    if (list.empty()) return;
+    const std::vector<int> cpus = parse_cpus(list);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(static_cast<std::size_t>(cpus[static_cast<std::size_t>(index) % cpus.size()]), &set);
+    if (::sched_setaffinity(0, sizeof set, &set) != 0) die("sched_setaffinity");
+}
+
+inline void set_policy(const std::string& policy, int priority) {
+    if (policy.empty()) return;
+    const int p = policy == "fifo"    ? SCHED_FIFO
+                  : policy == "rr"    ? SCHED_RR
+                  : policy == "batch" ? SCHED_BATCH
+                  : policy == "idle"  ? SCHED_IDLE
+                                      : SCHED_OTHER;
+    sched_param param{};
+    param.sched_priority = (p == SCHED_FIFO || p == SCHED_RR) ? priority : 0;
+    if (::sched_setscheduler(0, p, &param) != 0) die("sched_setscheduler");
+}
 
 inline Options parse_options(int argc, char** argv) {
     Options o;
@@ -100,6 +156,20 @@ inline Options parse_options(int argc, char** argv) {
             o.pipe = true;
         else if (key == "create")
             o.create = true;
+        else if (key == "producer-cpus")
+            o.producer_cpus = value;
+        else if (key == "consumer-cpus")
+            o.consumer_cpus = value;
+        else if (key == "consumer-policy")
+            o.consumer_policy = value;
+        else if (key == "consumer-priority")
+            o.consumer_priority = std::stoi(value);
+        else if (key == "spin-us")
+            o.spin_ns = std::stoll(value) * 1000;
+        else if (key == "mlockall")
+            o.mlockall = true;
+        else if (key == "cpu-dma-latency-us")
+            o.cpu_dma_latency_us = std::stoi(value);
         else {
             std::fprintf(stderr, "bench: unknown option '--%s'\n", key.c_str());
             std::exit(64);
@@ -108,6 +178,13 @@ inline Options parse_options(int argc, char** argv) {
     if (o.workload.empty()) {
         std::fprintf(stderr, "bench: --workload= is required\n");
         std::exit(64);
+    }
+    if (o.mlockall && ::mlockall(MCL_CURRENT | MCL_FUTURE) != 0) die("mlockall");
+    if (o.cpu_dma_latency_us >= 0) {
+        // Kept open (and so in force) until the process exits.
+        const int fd = ::open("/dev/cpu_dma_latency", O_WRONLY | O_CLOEXEC);
+        const std::int32_t us = o.cpu_dma_latency_us;
+        if (fd < 0 || ::write(fd, &us, sizeof us) != sizeof us) die("/dev/cpu_dma_latency");
     }
     return o;
 }

@@ -40,7 +40,8 @@ constexpr std::uint64_t kStopToken = ~std::uint64_t{0};
 struct Channel {
     int read_fd = -1;
     int write_fd = -1;
-    std::atomic<std::int64_t> stamp{0};  // oldest unread write, 0 if none (paced only)
+    std::atomic<std::int64_t> stamp{0};    // due time of the oldest unread write, 0 if none
+    std::atomic<std::int64_t> written{0};  // and when it was written (paced only)
 };
 
 struct Consumer {
@@ -48,7 +49,7 @@ struct Consumer {
     Padded<std::uint64_t> reads;
     Padded<std::uint64_t> wakeups;
     Samples latency;
-    Samples delivery;  // overload: write to consumed
+    Samples delivery;  // overload and paced: write to consumed
 };
 
 class Floor {
@@ -114,11 +115,21 @@ class Floor {
         for (int i = 0; i < o_.consumers; ++i) {
             threads_.emplace_back([this, i, handle] {
                 bench::name_thread(("consumer-" + std::to_string(i)).c_str());
+                bench::pin(o_.consumer_cpus, i);
+                bench::set_policy(o_.consumer_policy, o_.consumer_priority);
                 Consumer& me = consumers_[static_cast<std::size_t>(i)];
                 std::vector<epoll_event> events(static_cast<std::size_t>(o_.max_events));
+                std::int64_t spin_until = 0;  // --spin-us: poll after work, as evflyd's spin
                 for (;;) {
-                    const int n = ::epoll_wait(epfd_, events.data(), o_.max_events, -1);
-                    if (n < 0) continue;
+                    int n = 0;
+                    if (spin_until != 0 && bench::now_ns() < spin_until) {
+                        n = ::epoll_wait(epfd_, events.data(), o_.max_events, 0);
+                        if (n == 0) continue;
+                    } else {
+                        n = ::epoll_wait(epfd_, events.data(), o_.max_events, -1);
+                    }
+                    if (n <= 0) continue;
+                    if (o_.spin_ns != 0) spin_until = bench::now_ns() + o_.spin_ns;
                     ++me.wakeups.value;
                     for (int k = 0; k < n; ++k) {
                         const std::uint64_t token = events[static_cast<std::size_t>(k)].data.u64;
@@ -168,8 +179,13 @@ class Floor {
                 me.values.value += v;
                 ++me.reads.value;
                 if (paced) {
-                    const std::int64_t stamp = c.stamp.exchange(0, std::memory_order_relaxed);
-                    if (stamp != 0) me.latency.add(bench::now_ns() - stamp);
+                    const std::int64_t stamp = c.stamp.exchange(0, std::memory_order_acq_rel);
+                    const std::int64_t written = c.written.load(std::memory_order_relaxed);
+                    if (stamp != 0) {
+                        const std::int64_t now = bench::now_ns();
+                        me.latency.add(now - stamp);
+                        me.delivery.add(now - written);
+                    }
                 }
             }
             if (o_.oneshot) {
@@ -185,11 +201,16 @@ class Floor {
         for (std::size_t i = 0; i < n; ++i) {
             producers.emplace_back([this, &channels, &stop, i, n, start] {
                 bench::name_thread("producer");
+                bench::pin(o_.producer_cpus, static_cast<int>(i));
                 Channel& c = channels[i];
                 bench::Pacer pacer(o_.rate, start, i, n);
                 while (!stop.load(std::memory_order_relaxed)) {
                     pacer.wait();
-                    if (pacer.paced()) bench::stamp_if_unset(c.stamp, pacer.due());
+                    // As evflyd: only the producer stores a non-zero stamp, so a load decides.
+                    if (pacer.paced() && c.stamp.load(std::memory_order_relaxed) == 0) {
+                        c.written.store(bench::now_ns(), std::memory_order_relaxed);
+                        c.stamp.store(pacer.due(), std::memory_order_release);
+                    }
                     fire(c.write_fd);
                 }
             });
@@ -202,10 +223,14 @@ class Floor {
         for (std::size_t i = 0; i < n; ++i)
             consumers_[0].values.value += drain(channels[i].read_fd);
         stop_consumers();
-        totals(elapsed)
-            .str("workload", o_.pipe ? "persistent-pipe" : "persistent")
-            .resources()
-            .print();
+        bench::Result r = totals(elapsed);
+        if (paced) {
+            Samples delivery;
+            for (int i = 0; i < o_.consumers; ++i)
+                delivery.merge(consumers_[static_cast<std::size_t>(i)].delivery);
+            r.latency("delivery_ns", delivery);
+        }
+        r.str("workload", o_.pipe ? "persistent-pipe" : "persistent").resources().print();
     }
 
     void per_event() {
@@ -229,6 +254,7 @@ class Floor {
         for (std::size_t i = 0; i < n; ++i) {
             producers.emplace_back([this, &outstanding, &stop, i] {
                 bench::name_thread("producer");
+                bench::pin(o_.producer_cpus, static_cast<int>(i));
                 auto& count = outstanding[i].value;
                 while (!stop.load(std::memory_order_relaxed)) {
                     int current = count.load(std::memory_order_acquire);
@@ -300,6 +326,7 @@ class Floor {
         for (std::size_t i = 0; i < n; ++i) {
             producers.emplace_back([&, i] {
                 bench::name_thread("producer");
+                bench::pin(o_.producer_cpus, static_cast<int>(i));
                 auto& count = outstanding[i].value;
                 std::int64_t due =
                     start + period * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(n);
