@@ -153,6 +153,7 @@ int run(int argc, char** argv) {
     // Before any thread exists (the logger's included): threads inherit the mask, and signals
     // are then only ever taken from the supervisor's signalfd.
     evfly::block_all_signals();
+    evfly::set_thread_stack_size();
     const std::uint64_t fd_limit = evfly::raise_fd_limit();
     try {
         evfly::log::setup(config.log);

@@ -66,5 +66,8 @@ RunResult run_daemon(const Config& config, const RunOptions& options);
 void block_all_signals();
 // Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the limit now in force.
 std::uint64_t raise_fd_limit();
+// Gives every thread created from now on a small stack (sanitized builds excepted); called
+// before the first thread starts.
+void set_thread_stack_size();
 
 }  // namespace evfly

@@ -97,6 +97,11 @@ TEST(Placement, AppliedAtStartAndChangedInPlaceByAReload) {
         status_field("/proc/" + std::to_string(p.pid()) + "/status", "VmLck");
     if (!kSanitized) {
         EXPECT_GT(std::stol(locked), 0) << locked;
+        // Locked memory is resident: with small thread stacks (not RLIMIT_STACK's 8 MiB each,
+        // all faulted in as each thread starts) the daemon stays small.
+        const std::string rss =
+            status_field("/proc/" + std::to_string(p.pid()) + "/status", "VmRSS");
+        EXPECT_LT(std::stol(rss), 32 * 1024) << rss;
     }
 
     // A reload moves them: the same threads, placed anew.
