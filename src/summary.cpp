@@ -59,6 +59,16 @@ nlohmann::ordered_json by_cpu(const std::vector<CpuLatency>& cpus) {
             {"consumer_cpus", per}};
 }
 
+// The split over all CPUs as full histograms, for plots (evfly-plot) and merging runs.
+nlohmann::ordered_json by_cpu_buckets(const std::vector<CpuLatency>& cpus) {
+    CpuLatency all;
+    for (const CpuLatency& c : cpus) all.merge(c);
+    return {{"eventfd_same_cpu", buckets(all.eventfd_same_cpu)},
+            {"eventfd_cross_cpu", buckets(all.eventfd_cross_cpu)},
+            {"eventfd_delivery_same_cpu", buckets(all.delivery_same_cpu)},
+            {"eventfd_delivery_cross_cpu", buckets(all.delivery_cross_cpu)}};
+}
+
 nlohmann::ordered_json brief(const Percentiles& p) {
     return {{"count", p.count}, {"p50", p.p50}, {"p99", p.p99}, {"max", p.max}};
 }
@@ -220,6 +230,7 @@ std::string summary_json(const RunResult& result, const Resources& resources,
           {"eventfd_delivery", buckets(report.eventfd_delivery)},
           {"timerfd", buckets(report.timerfd_latency)}}},
         {"by_cpu", by_cpu(report.by_cpu)},
+        {"by_cpu_histograms_ns", by_cpu_buckets(report.by_cpu)},
         {"warmup",
          {{"duration_s", to_s(result.warmup)},
           {"excluded",

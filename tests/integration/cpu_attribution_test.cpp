@@ -87,6 +87,17 @@ void expect_split(int producer_cpu, const std::string& daemon_extra) {
     EXPECT_PRED2(near, count(cpu0["eventfd"]["same_cpu"]), want_same);
     EXPECT_PRED2(near, count(cpu0["eventfd"]["cross_cpu"]), want_cross);
     EXPECT_PRED2(near, count(cpu0["timerfd"]), timerfd);
+    // The full histograms of the split (for plots and merging) hold the same samples.
+    const auto total = [](const json& buckets) {
+        std::uint64_t n = 0;
+        for (const auto& b : buckets) n += b[2].get<std::uint64_t>();
+        return n;
+    };
+    const json& hist = s["by_cpu_histograms_ns"];
+    EXPECT_PRED2(near, total(hist["eventfd_same_cpu"]), want_same);
+    EXPECT_PRED2(near, total(hist["eventfd_cross_cpu"]), want_cross);
+    EXPECT_PRED2(near, total(hist["eventfd_delivery_same_cpu"]), want_same);
+    EXPECT_PRED2(near, total(hist["eventfd_delivery_cross_cpu"]), want_cross);
     // A split's percentiles come from its own samples.
     const json& split = cpu0["eventfd_delivery"][same ? "same_cpu" : "cross_cpu"];
     EXPECT_GT(split["p50"].get<std::uint64_t>(), 0u);
