@@ -243,3 +243,31 @@ TEST(Placement, CpuWakeLatencyIsAskedWhileRunningAndChangedByAReload) {
     EXPECT_NE(r.err.find("/dev/cpu_dma_latency"), std::string::npos) << r.err;
     EXPECT_EQ(cpu_dma_latency(), before);
 }
+
+// A real-time consumer that spins past the event gap never blocks, and the kernel's real-time
+// throttling then stops it for tens of ms each second: evflyd says so at the start and after a
+// reload that brings the two together, and not otherwise.
+TEST(Placement, SpinningRealTimeConsumersAreWarnedAbout) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root for SCHED_FIFO";
+    const std::string warning =
+        "spinning real-time consumers may be throttled by the kernel; expect stalls of tens of "
+        "ms once a second if events keep them from blocking";
+    TempDir dir;
+    const std::string config = dir.write("evfly.toml", config_of("spin = \"1ms\"", ""));
+    Process p({"-c", config});
+    ASSERT_TRUE(wait_logged(p, "started")) << p.err();
+    dir.write("next.toml", config_of("spin = \"1ms\"\npolicy = \"fifo\"\npriority = 5", ""));
+    std::filesystem::rename(dir.path() + "/next.toml", config);
+    EXPECT_EQ(count_logged(p, warning), 0u);
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_logged(p, "config reloaded")) << p.err();
+    EXPECT_TRUE(wait_logged(p, warning)) << p.err();
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(20s), 0) << p.err();
+
+    const std::string fifo =
+        dir.write("fifo.toml", config_of("spin = \"1ms\"\npolicy = \"fifo\"\npriority = 5", ""));
+    Process q({"-c", fifo, "--run-for", "300ms"});
+    ASSERT_EQ(q.wait(20s), 0) << q.err();
+    EXPECT_EQ(count_logged(q, warning), 1u) << q.err();
+}
