@@ -66,9 +66,10 @@ void expect_split(int producer_cpu, const std::string& daemon_extra) {
 
     const json& by = s["by_cpu"];
     const bool same = producer_cpu == 0;
-    // A warm-up's edges are two snapshots (the split's and the totals'), taken a moment apart: a
-    // sample per consumer may fall between them.
-    const double slack = daemon_extra.empty() ? 0 : 2;
+    // A warm-up's edges are two snapshots (the split's and the totals'), taken a moment apart:
+    // the samples recorded in that moment (a few, more under a sanitizer's slower copies) are in
+    // one and not the other. 1 % bounds that, and still fails if any mode went unsplit.
+    const double slack = daemon_extra.empty() ? 0 : 0.01 * static_cast<double>(eventfd);
     const auto near = [slack](std::uint64_t got, std::uint64_t want) {
         return std::abs(static_cast<double>(got) - static_cast<double>(want)) <= slack;
     };
