@@ -1,7 +1,7 @@
 #include "evfly/report.h"
 
+#include <algorithm>
 #include <cstddef>
-#include <utility>
 
 namespace evfly {
 
@@ -25,21 +25,15 @@ CpuLatency CpuLatency::since(const CpuLatency& earlier) const noexcept {
 }
 
 void merge_by_cpu(std::vector<CpuLatency>& into, const std::vector<CpuLatency>& more) {
-    std::vector<CpuLatency> out;
-    out.reserve(into.size() + more.size());
-    std::size_t i = 0;
-    std::size_t j = 0;
-    while (i < into.size() || j < more.size()) {
-        if (j == more.size() || (i < into.size() && into[i].cpu < more[j].cpu)) {
-            out.push_back(std::move(into[i++]));
-        } else if (i == into.size() || more[j].cpu < into[i].cpu) {
-            out.push_back(more[j++]);
+    for (const CpuLatency& m : more) {
+        const auto at = std::lower_bound(into.begin(), into.end(), m.cpu,
+                                         [](const CpuLatency& c, int cpu) { return c.cpu < cpu; });
+        if (at != into.end() && at->cpu == m.cpu) {
+            at->merge(m);
         } else {
-            out.push_back(std::move(into[i++]));
-            out.back().merge(more[j++]);
+            into.insert(at, m);
         }
     }
-    into = std::move(out);
 }
 
 std::vector<CpuLatency> since_by_cpu(const std::vector<CpuLatency>& now,
@@ -48,8 +42,8 @@ std::vector<CpuLatency> since_by_cpu(const std::vector<CpuLatency>& now,
     std::size_t j = 0;
     for (const CpuLatency& c : now) {
         while (j < earlier.size() && earlier[j].cpu < c.cpu) ++j;
-        CpuLatency diff = j < earlier.size() && earlier[j].cpu == c.cpu ? c.since(earlier[j]) : c;
-        if (diff.count() != 0) out.push_back(std::move(diff));
+        out.push_back(j < earlier.size() && earlier[j].cpu == c.cpu ? c.since(earlier[j]) : c);
+        if (out.back().count() == 0) out.pop_back();
     }
     return out;
 }

@@ -2,6 +2,7 @@
 #include <sys/resource.h>
 
 #include <csignal>
+#include <cstddef>
 
 #include "evfly/daemon.h"
 #include "evfly/fd.h"
@@ -26,7 +27,7 @@ void set_thread_stack_size() {
     // each gets 256 KiB instead of RLIMIT_STACK's usual 8 MiB: under daemon.mlockall every page
     // of a stack is locked and faulted in when its thread starts. The sanitizers' instrumented
     // frames need more, so their builds keep the default.
-    constexpr std::size_t kStack = 256 * 1024;
+    constexpr std::size_t kStack = std::size_t{256} * 1024;
     pthread_attr_t attr;
     if (::pthread_attr_init(&attr) != 0) return;
     if (::pthread_attr_setstacksize(&attr, kStack) == 0) (void)::pthread_setattr_default_np(&attr);
