@@ -244,12 +244,10 @@ void ConsumerThread::rearm(int fd, std::uint64_t token) {
 }
 
 int ConsumerThread::record_eventfd(std::int64_t latency, std::int64_t delivery, int fire_cpu) {
-    const auto due_ns = static_cast<std::uint64_t>(latency > 0 ? latency : 0);
-    const auto written_ns = static_cast<std::uint64_t>(delivery > 0 ? delivery : 0);
-    eventfd_latency.record(due_ns);
-    eventfd_delivery.record(written_ns);
     const int cpu = current_cpu();
-    shared_.cpu_latency.record_eventfd(cpu, fire_cpu, due_ns, written_ns);
+    shared_.cpu_latency.record_eventfd(cpu, fire_cpu,
+                                       static_cast<std::uint64_t>(latency > 0 ? latency : 0),
+                                       static_cast<std::uint64_t>(delivery > 0 ? delivery : 0));
     return cpu;
 }
 
@@ -357,10 +355,9 @@ void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t
         slot.stamp.store(next, std::memory_order_relaxed);
         slot.value_read.add(ticks);
         if (ticks > 1) slot.overruns.add(ticks - 1);
-        const auto late_ns = static_cast<std::uint64_t>(lateness > 0 ? lateness : 0);
-        timerfd_latency.record(late_ns);
         const int cpu = current_cpu();
-        shared_.cpu_latency.record_timer(cpu, late_ns);
+        shared_.cpu_latency.record_timer(cpu,
+                                         static_cast<std::uint64_t>(lateness > 0 ? lateness : 0));
         serve(producer, fd, ticks, lateness, cpu, -1);
     } else if (got < 0 && errno == ECANCELED) {
         on_clock_set(slot, fd, producer);

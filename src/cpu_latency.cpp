@@ -14,15 +14,15 @@ struct CpuLatencyRecorder::PerCpu {
 };
 
 CpuLatencyRecorder::CpuLatencyRecorder()
-    : cpus_(std::make_unique<std::atomic<PerCpu*>[]>(kMaxCpus)) {}
+    : cpus_(std::make_unique<std::atomic<PerCpu*>[]>(kMaxCpus + 1)) {}
 
 CpuLatencyRecorder::~CpuLatencyRecorder() {
-    for (std::size_t i = 0; i < kMaxCpus; ++i) delete cpus_[i].load(std::memory_order_acquire);
+    for (std::size_t i = 0; i <= kMaxCpus; ++i) delete cpus_[i].load(std::memory_order_acquire);
 }
 
 CpuLatencyRecorder::PerCpu* CpuLatencyRecorder::at(int cpu) noexcept {
-    if (cpu < 0 || static_cast<std::size_t>(cpu) >= kMaxCpus) return nullptr;
-    std::atomic<PerCpu*>& entry = cpus_[static_cast<std::size_t>(cpu)];
+    const bool known = cpu >= 0 && static_cast<std::size_t>(cpu) < kMaxCpus;
+    std::atomic<PerCpu*>& entry = cpus_[known ? static_cast<std::size_t>(cpu) : kMaxCpus];
     PerCpu* have = entry.load(std::memory_order_acquire);
     if (have != nullptr) return have;
     // First sample on this CPU: two threads may race here; the loser frees its copy.
@@ -35,10 +35,9 @@ CpuLatencyRecorder::PerCpu* CpuLatencyRecorder::at(int cpu) noexcept {
 
 void CpuLatencyRecorder::record_eventfd(int cpu, int fire_cpu, std::uint64_t latency,
                                         std::uint64_t delivery) noexcept {
-    if (fire_cpu < 0) return;
     PerCpu* c = at(cpu);
     if (c == nullptr) return;
-    if (fire_cpu == cpu) {
+    if (fire_cpu == cpu && cpu >= 0) {
         c->eventfd_same_cpu.record_shared(latency);
         c->delivery_same_cpu.record_shared(delivery);
     } else {
@@ -53,11 +52,13 @@ void CpuLatencyRecorder::record_timer(int cpu, std::uint64_t lateness) noexcept 
 
 std::vector<CpuLatency> CpuLatencyRecorder::snapshot() const {
     std::vector<CpuLatency> out;
-    for (std::size_t i = 0; i < kMaxCpus; ++i) {
+    // CPU -1 first, so that the list is in CPU order.
+    for (std::size_t n = 0; n <= kMaxCpus; ++n) {
+        const std::size_t i = n == 0 ? kMaxCpus : n - 1;
         const PerCpu* c = cpus_[i].load(std::memory_order_acquire);
         if (c == nullptr) continue;
         CpuLatency& view = out.emplace_back();
-        view.cpu = static_cast<int>(i);
+        view.cpu = i == kMaxCpus ? -1 : static_cast<int>(i);
         c->eventfd_same_cpu.snapshot_into(view.eventfd_same_cpu);
         c->eventfd_cross_cpu.snapshot_into(view.eventfd_cross_cpu);
         c->delivery_same_cpu.snapshot_into(view.delivery_same_cpu);

@@ -1,6 +1,7 @@
-// Where each hand-off ran: the consumers record every latency sample under the CPU they read it
-// on, split by whether its fire ran on that CPU too. This is what decides placement (a wake-up on
-// the same CPU costs far less than one across CPUs on most machines).
+// Every latency sample of the pool, by where its hand-off ran: the consumers record each one
+// under the CPU they read it on, split by whether its fire ran on that CPU too. This is what
+// decides placement (a wake-up on the same CPU costs far less than one across CPUs on most
+// machines), and the reports' totals are the sums of it, so the two never disagree.
 //
 // Any thread may record under any CPU (a thread can move between sched_getcpu() and the record),
 // so the histograms take many writers; in practice a CPU's histograms are written by the threads
@@ -26,15 +27,16 @@ inline int current_cpu() noexcept { return ::sched_getcpu(); }
 
 class CpuLatencyRecorder {
   public:
-    static constexpr std::size_t kMaxCpus = CPU_SETSIZE;  // CPUs numbered beyond are not split
+    // CPUs numbered beyond, and a read CPU that is not known, are filed under CPU -1.
+    static constexpr std::size_t kMaxCpus = CPU_SETSIZE;
 
     CpuLatencyRecorder();
     ~CpuLatencyRecorder();
     CpuLatencyRecorder(const CpuLatencyRecorder&) = delete;
     CpuLatencyRecorder& operator=(const CpuLatencyRecorder&) = delete;
 
-    // One eventfd sample read on `cpu`, fired on `fire_cpu` (-1: unknown, only counted as read
-    // there). Safe from any thread.
+    // One eventfd sample read on `cpu`, fired on `fire_cpu` (-1: not known, filed as cross-CPU).
+    // Safe from any thread.
     void record_eventfd(int cpu, int fire_cpu, std::uint64_t latency,
                         std::uint64_t delivery) noexcept;
     // One timer read on `cpu`. Safe from any thread.
@@ -44,7 +46,8 @@ class CpuLatencyRecorder {
 
   private:
     struct PerCpu;
-    // The histograms of `cpu`, allocated on first use; nullptr when out of range or out of memory.
+    // The histograms of `cpu` (out of range: the last entry, CPU -1), allocated on first use;
+    // nullptr when out of memory.
     PerCpu* at(int cpu) noexcept;
 
     std::unique_ptr<std::atomic<PerCpu*>[]> cpus_;

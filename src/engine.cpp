@@ -84,37 +84,6 @@ ProducerReport& entry_for(std::vector<ProducerReport>& list, const ProducerRepor
     return e;
 }
 
-// The latency histograms of a report, as one unit for warm-up bookkeeping.
-struct LatencySet {
-    HistogramSnapshot eventfd_latency;
-    HistogramSnapshot eventfd_delivery;
-    HistogramSnapshot timerfd_latency;
-    std::vector<CpuLatency> by_cpu;  // the same samples by consumer CPU (one recorder for all)
-
-    // Adds what a consumer has recorded so far.
-    void add(const ConsumerThread& c) {
-        HistogramSnapshot scratch;
-        c.eventfd_latency.snapshot_into(scratch);
-        eventfd_latency.merge(scratch);
-        c.eventfd_delivery.snapshot_into(scratch);
-        eventfd_delivery.merge(scratch);
-        c.timerfd_latency.snapshot_into(scratch);
-        timerfd_latency.merge(scratch);
-    }
-    void merge(const LatencySet& other) {
-        eventfd_latency.merge(other.eventfd_latency);
-        eventfd_delivery.merge(other.eventfd_delivery);
-        timerfd_latency.merge(other.timerfd_latency);
-        merge_by_cpu(by_cpu, other.by_cpu);
-    }
-    [[nodiscard]] LatencySet since(const LatencySet& earlier) const {
-        return {eventfd_latency.since(earlier.eventfd_latency),
-                eventfd_delivery.since(earlier.eventfd_delivery),
-                timerfd_latency.since(earlier.timerfd_latency),
-                since_by_cpu(by_cpu, earlier.by_cpu)};
-    }
-};
-
 // Counters of consumers that have left the pool, kept so that reports never go backwards.
 struct ConsumerTotals {
     std::uint64_t wakeups = 0;
@@ -124,7 +93,6 @@ struct ConsumerTotals {
     std::uint64_t stale = 0;
     std::uint64_t errors = 0;
     std::uint64_t handler_errors = 0;
-    LatencySet latency;
 };
 
 }  // namespace
@@ -156,16 +124,11 @@ struct Engine::Impl {
     bool started = false;
     bool stopped = false;
     // Warm-up: latency recorded between begin_warmup() and end_warmup() is left out of reports.
+    // Every sample is in the one per-CPU recorder (consumers that left included), so one
+    // snapshot gives the totals and the split alike.
     bool warming = false;
-    LatencySet warmup_start;  // the histograms when the current warm-up began
-    LatencySet excluded;      // everything recorded during finished warm-ups
-
-    // Every latency sample recorded so far, warm-ups included.
-    void raw_latency(LatencySet& out) const {
-        out = departed.latency;
-        for (const auto& c : consumers) out.add(*c);
-        out.by_cpu = shared.cpu_latency.snapshot();
-    }
+    std::vector<CpuLatency> warmup_start;  // the recorder when the current warm-up began
+    std::vector<CpuLatency> excluded;      // everything recorded during finished warm-ups
 
     // The oldest event in flight of `spec` at `now` (steady ns).
     InFlightAge oldest_in_flight(const Spec& spec, std::int64_t now) const {
@@ -310,7 +273,6 @@ struct Engine::Impl {
             departed.stale += c->stale.get();
             departed.errors += c->errors.get();
             departed.handler_errors += c->handler_errors.get();
-            departed.latency.add(*c);
             if (!stopped) ++retired;
             return true;
         });
@@ -805,7 +767,7 @@ void Engine::begin_warmup() {
     Impl& impl = *impl_;
     ASSERT_ON_THREAD(impl.supervisor);
     if (impl.warming) return;  // one warm-up at a time; the caller extends it
-    impl.raw_latency(impl.warmup_start);
+    impl.warmup_start = impl.shared.cpu_latency.snapshot();
     impl.warming = true;
 }
 
@@ -813,9 +775,8 @@ void Engine::end_warmup() {
     Impl& impl = *impl_;
     ASSERT_ON_THREAD(impl.supervisor);
     if (!impl.warming) return;
-    LatencySet now;
-    impl.raw_latency(now);
-    impl.excluded.merge(now.since(impl.warmup_start));
+    merge_by_cpu(impl.excluded,
+                 since_by_cpu(impl.shared.cpu_latency.snapshot(), impl.warmup_start));
     impl.warming = false;
 }
 
@@ -840,18 +801,21 @@ void Engine::report_into(Report& out) const {
         out.consumer_errors += c->errors.get();
         out.handler_errors += c->handler_errors.get();
     }
-    LatencySet latency;
-    impl.raw_latency(latency);
-    LatencySet excluded = impl.excluded;
-    if (impl.warming) excluded.merge(latency.since(impl.warmup_start));
-    if (excluded.eventfd_latency.count() + excluded.timerfd_latency.count() != 0)
-        latency = latency.since(excluded);
-    out.eventfd_latency = latency.eventfd_latency;
-    out.eventfd_delivery = latency.eventfd_delivery;
-    out.timerfd_latency = latency.timerfd_latency;
-    out.by_cpu = std::move(latency.by_cpu);
-    out.warmup_excluded_eventfd = excluded.eventfd_latency.count();
-    out.warmup_excluded_timerfd = excluded.timerfd_latency.count();
+    std::vector<CpuLatency> latency = impl.shared.cpu_latency.snapshot();
+    std::vector<CpuLatency> excluded = impl.excluded;
+    if (impl.warming) merge_by_cpu(excluded, since_by_cpu(latency, impl.warmup_start));
+    if (!excluded.empty()) latency = since_by_cpu(latency, excluded);
+    const CpuLatency all = total_of(latency);
+    out.eventfd_latency = all.eventfd_same_cpu;
+    out.eventfd_latency.merge(all.eventfd_cross_cpu);
+    out.eventfd_delivery = all.delivery_same_cpu;
+    out.eventfd_delivery.merge(all.delivery_cross_cpu);
+    out.timerfd_latency = all.timerfd;
+    out.by_cpu = std::move(latency);
+    const CpuLatency left_out = total_of(excluded);
+    out.warmup_excluded_eventfd =
+        left_out.eventfd_same_cpu.count() + left_out.eventfd_cross_cpu.count();
+    out.warmup_excluded_timerfd = left_out.timerfd.count();
     out.oldest_in_flight = InFlightAge{};
     const std::int64_t now = detail::steady_ns();
     for (const auto* list : {&impl.specs, &impl.retiring}) {

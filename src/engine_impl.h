@@ -26,7 +26,6 @@
 #include "evfly/config.h"
 #include "evfly/epoll.h"
 #include "evfly/fd.h"
-#include "evfly/histogram.h"
 #include "placement.h"
 #include "slots.h"
 
@@ -209,10 +208,7 @@ class alignas(64) ConsumerThread {
     Counter dispatched;
     Counter stale;
     Counter errors;
-    Counter handler_errors;      // exceptions out of event handlers, caught and counted
-    Histogram eventfd_latency;   // due -> consumed
-    Histogram eventfd_delivery;  // written -> consumed
-    Histogram timerfd_latency;   // lateness behind the due tick
+    Counter handler_errors;  // exceptions out of event handlers, caught and counted
 
   private:
     void run();
@@ -232,8 +228,8 @@ class alignas(64) ConsumerThread {
                    std::int64_t latency_ns, int cpu, int fire_cpu);
     // Re-arms a persistent, semaphore or timer registration; a failure is counted and logged.
     void rearm(int fd, std::uint64_t token);
-    // Records one eventfd sample: due -> consumed and written -> consumed, in ns, under the CPU
-    // it is read on and split by `fire_cpu`. Returns the CPU it was read on.
+    // Records one eventfd sample in the pool's recorder: due -> consumed and written -> consumed,
+    // in ns, under the CPU it is read on and split by `fire_cpu`. Returns the CPU it was read on.
     int record_eventfd(std::int64_t latency, std::int64_t delivery, int fire_cpu);
     // Hands the per-event slots closed in this batch back to their producers, one lock each.
     void flush_released();

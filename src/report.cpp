@@ -24,6 +24,12 @@ CpuLatency CpuLatency::since(const CpuLatency& earlier) const noexcept {
     return diff;
 }
 
+CpuLatency total_of(const std::vector<CpuLatency>& cpus) noexcept {
+    CpuLatency all;
+    for (const CpuLatency& c : cpus) all.merge(c);
+    return all;
+}
+
 void merge_by_cpu(std::vector<CpuLatency>& into, const std::vector<CpuLatency>& more) {
     for (const CpuLatency& m : more) {
         const auto at = std::lower_bound(into.begin(), into.end(), m.cpu,

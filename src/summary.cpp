@@ -41,10 +41,9 @@ nlohmann::ordered_json split(const HistogramSnapshot& same, const HistogramSnaps
 
 // Latency by where the hand-off ran: in all, and per consumer CPU.
 nlohmann::ordered_json by_cpu(const std::vector<CpuLatency>& cpus) {
-    CpuLatency all;
+    const CpuLatency all = total_of(cpus);
     nlohmann::ordered_json per = nlohmann::ordered_json::array();
     for (const CpuLatency& c : cpus) {
-        all.merge(c);
         per.push_back({{"cpu", c.cpu},
                        {"eventfd", split(c.eventfd_same_cpu, c.eventfd_cross_cpu)},
                        {"eventfd_delivery", split(c.delivery_same_cpu, c.delivery_cross_cpu)},
@@ -61,8 +60,7 @@ nlohmann::ordered_json by_cpu(const std::vector<CpuLatency>& cpus) {
 
 // The split over all CPUs as full histograms, for plots (evfly-plot) and merging runs.
 nlohmann::ordered_json by_cpu_buckets(const std::vector<CpuLatency>& cpus) {
-    CpuLatency all;
-    for (const CpuLatency& c : cpus) all.merge(c);
+    const CpuLatency all = total_of(cpus);
     return {{"eventfd_same_cpu", buckets(all.eventfd_same_cpu)},
             {"eventfd_cross_cpu", buckets(all.eventfd_cross_cpu)},
             {"eventfd_delivery_same_cpu", buckets(all.delivery_same_cpu)},

@@ -12,26 +12,33 @@ using evfly::merge_by_cpu;
 using evfly::since_by_cpu;
 using evfly::detail::CpuLatencyRecorder;
 
-TEST(CpuLatency, ASampleIsSameCpuOnlyWhenFiredWhereItWasRead) {
+TEST(CpuLatency, ASampleIsSameCpuOnlyWhenFiredWhereItWasReadAndNoneIsLost) {
     CpuLatencyRecorder recorder;
     recorder.record_eventfd(2, 2, 1000, 500);
     recorder.record_eventfd(2, 0, 9000, 8000);
     recorder.record_eventfd(2, 0, 9100, 8100);
-    recorder.record_eventfd(3, -1, 7, 7);  // fire CPU unknown: in neither split
-    recorder.record_eventfd(-1, 2, 7, 7);  // read CPU unknown: nowhere
+    recorder.record_eventfd(2, -1, 7, 7);   // fire CPU unknown: not seen to be the same
+    recorder.record_eventfd(-1, -1, 7, 7);  // read CPU unknown: CPU -1, never same-CPU
     recorder.record_eventfd(static_cast<int>(CpuLatencyRecorder::kMaxCpus), 2, 7, 7);
     recorder.record_timer(0, 40'000);
     const std::vector<CpuLatency> cpus = recorder.snapshot();
-    ASSERT_EQ(cpus.size(), 2u);
-    EXPECT_EQ(cpus[0].cpu, 0);
-    EXPECT_EQ(cpus[0].timerfd.count(), 1u);
-    EXPECT_EQ(cpus[0].eventfd_same_cpu.count() + cpus[0].eventfd_cross_cpu.count(), 0u);
-    EXPECT_EQ(cpus[1].cpu, 2);
-    EXPECT_EQ(cpus[1].eventfd_same_cpu.count(), 1u);
-    EXPECT_EQ(cpus[1].delivery_same_cpu.max(), 500u);
-    EXPECT_EQ(cpus[1].eventfd_cross_cpu.count(), 2u);
-    EXPECT_EQ(cpus[1].eventfd_cross_cpu.max(), 9100u);
-    EXPECT_EQ(cpus[1].delivery_cross_cpu.count(), 2u);
+    ASSERT_EQ(cpus.size(), 3u);
+    EXPECT_EQ(cpus[0].cpu, -1);
+    EXPECT_EQ(cpus[0].eventfd_same_cpu.count(), 0u);
+    EXPECT_EQ(cpus[0].eventfd_cross_cpu.count(), 2u);
+    EXPECT_EQ(cpus[1].cpu, 0);
+    EXPECT_EQ(cpus[1].timerfd.count(), 1u);
+    EXPECT_EQ(cpus[1].eventfd_same_cpu.count() + cpus[1].eventfd_cross_cpu.count(), 0u);
+    EXPECT_EQ(cpus[2].cpu, 2);
+    EXPECT_EQ(cpus[2].eventfd_same_cpu.count(), 1u);
+    EXPECT_EQ(cpus[2].delivery_same_cpu.max(), 500u);
+    EXPECT_EQ(cpus[2].eventfd_cross_cpu.count(), 3u);
+    EXPECT_EQ(cpus[2].eventfd_cross_cpu.max(), 9100u);
+    EXPECT_EQ(cpus[2].delivery_cross_cpu.count(), 3u);
+    // Nothing is lost: the totals a report derives hold every sample.
+    const CpuLatency all = evfly::total_of(cpus);
+    EXPECT_EQ(all.eventfd_same_cpu.count() + all.eventfd_cross_cpu.count(), 6u);
+    EXPECT_EQ(all.timerfd.count(), 1u);
 }
 
 TEST(CpuLatency, ManyWritersOnOneCpuLoseNoSample) {

@@ -65,10 +65,10 @@ struct Totals {
     std::uint64_t clock_jumps = 0;
 };
 
-// Latency by where the hand-off ran, for one consumer CPU (the CPU a consumer read on): the
-// eventfd samples whose fire ran on that CPU too (same-CPU) and those fired on another
-// (cross-CPU), and the lateness of the timer expirations read there (the kernel fires timers,
-// so they have no fire CPU). An eventfd sample whose fire CPU is unknown is in neither split.
+// Latency by where the hand-off ran, for one consumer CPU (the CPU a consumer read on; -1: not
+// known): the eventfd samples whose fire ran on that CPU too (same-CPU) and the others
+// (cross-CPU, a fire CPU that was not known included), and the lateness of the timer
+// expirations read there (the kernel fires timers, so they have no fire CPU).
 struct CpuLatency {
     int cpu = -1;
     HistogramSnapshot eventfd_same_cpu;    // due -> consumed, fired on this CPU
@@ -84,6 +84,8 @@ struct CpuLatency {
     }
 };
 
+// Every CPU's samples in one (its cpu is -1).
+[[nodiscard]] CpuLatency total_of(const std::vector<CpuLatency>& cpus) noexcept;
 // `more` added into `into`, CPU by CPU (both in CPU order, and so is the result).
 void merge_by_cpu(std::vector<CpuLatency>& into, const std::vector<CpuLatency>& more);
 // What `now` holds beyond `earlier` (an earlier view of the same samples), CPU by CPU; CPUs
@@ -104,7 +106,8 @@ struct Report {
     HistogramSnapshot eventfd_latency;   // due (as the schedule called for it) to consumed, ns
     HistogramSnapshot eventfd_delivery;  // written to consumed, ns
     HistogramSnapshot timerfd_latency;   // lateness behind the due tick, ns
-    std::vector<CpuLatency> by_cpu;      // the same samples by consumer CPU, in CPU order
+    // The same samples by consumer CPU, in CPU order: the histograms above are their sums.
+    std::vector<CpuLatency> by_cpu;
     InFlightAge oldest_in_flight;
     // Latency samples left out of the histograms above because they were recorded during a
     // warm-up (daemon.warmup after the start or a reload that changed producers).
