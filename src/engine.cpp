@@ -249,8 +249,8 @@ struct Engine::Impl {
             r.fd_exhaustion += t->fd_exhaustion.get();
             r.errors += t->errors.get();
             // Skipped before due: a skip is counted before the schedule moves on.
-            r.skipped += t->skipped.get();
-            r.late += t->late.get();
+            r.skipped += t->schedule().skipped();
+            r.late += t->schedule().late();
             r.due += t->due_by(now);
         }
         if (r.kind == ProducerKind::timerfd) {

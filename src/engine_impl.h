@@ -27,11 +27,11 @@
 #include "evfly/epoll.h"
 #include "evfly/fd.h"
 #include "placement.h"
+#include "schedule.h"
 #include "slots.h"
 
 namespace evfly::detail {
 
-class Pacer;
 class ProducerThread;
 
 struct Shared;
@@ -91,18 +91,16 @@ class ProducerThread final : public SlotPool {
     [[nodiscard]] std::span<const std::uint32_t> slots() const noexcept {
         return {slots_.get(), slot_count_.load(std::memory_order_acquire)};
     }
-    // Fires the schedule called for up to `now_ns` (steady), or in all once the thread stopped
-    // firing (fires due within the last period before the stop excepted); a flat-out producer
-    // has no schedule, so its due is what it fired.
-    [[nodiscard]] std::uint64_t due_by(std::int64_t now_ns) const noexcept;
+    // Fires the schedule called for up to `now_ns` (steady): see Schedule::due_by().
+    [[nodiscard]] std::uint64_t due_by(std::int64_t now_ns) const noexcept {
+        return schedule_.due_by(now_ns, fired.get());
+    }
+
+    // Schedule accounting (paced eventfd producers): late and skipped fires, and what was due.
+    [[nodiscard]] const Schedule& schedule() const noexcept { return schedule_; }
 
     Counter fired;
     Counter value_written;
-    // Schedule accounting (paced eventfd producers): fires more than one period after their due
-    // time, and scheduled fires given up on (a catch-up beyond kMaxCatchUpNs, or still owed when
-    // the producer stopped), so that due == fired + skipped once the thread has stopped.
-    Counter late;
-    Counter skipped;
     Counter value_drained;  // persistent eventfd values read at retire
     Counter expirations_drained;
     Counter overruns_drained;
@@ -138,15 +136,14 @@ class ProducerThread final : public SlotPool {
     bool grow();
     // Counts this thread into the engine's start-up handshake, once.
     void started_once();
-    // The thread's schedule, from its first fire (spread over one period within the spec).
-    Pacer start_schedule();
-    // Paced: sleeps until the next fire is due and returns its due time (after any skip); flat
-    // out: returns 0 at once; -1 when stopped.
-    std::int64_t wait_due(Pacer& pacer, const std::stop_token& stop);
-    // Paced fire bookkeeping: skips ahead when the schedule is more than kMaxCatchUpNs behind
-    // (counting and logging it), counts a late fire; returns the due time to stamp.
-    std::int64_t on_time_or_skip(std::int64_t due, std::int64_t now);
-    void count_late(std::int64_t due, std::int64_t now);
+    // Starts the thread's schedule at its first fire (spread over one period within the spec).
+    void start_schedule();
+    // Paced: sleeps until the next fire is due and returns its due time (after any skip, which
+    // is logged once per episode); flat out: returns 0 at once; -1 when stopped.
+    std::int64_t wait_due(const std::stop_token& stop);
+    // The fire due at `due` is made at `now` (steady ns): counts it late, or logs the end of a
+    // skipping episode.
+    void count_fire(std::int64_t due, std::int64_t now);
     // The thread stops firing: what the schedule still owed is skipped.
     void close_schedule();
 
@@ -159,16 +156,10 @@ class ProducerThread final : public SlotPool {
     bool table_full_logged_ = false;  // producer thread only
     std::uint32_t index_;             // this thread's number within its spec
     bool out_of_fds_ = false;         // producer thread only: in an episode of failed fd creation
-    std::int64_t last_fd_failure_ns_ = 0;   // producer thread only
-    std::uint64_t fd_failures_ = 0;         // producer thread only: failed attempts this episode
-    bool counted_started_ = false;          // producer thread only
-    bool behind_ = false;                   // producer thread only: in a skipping episode
-    std::uint64_t skipped_in_episode_ = 0;  // producer thread only
-    const std::int64_t period_ns_;          // 0: flat out
-    // Steady ns of the first scheduled fire (0 until the thread runs), and the fires due in all
-    // once it stopped firing (-1 while it fires); read by the supervisor for due_by().
-    std::atomic<std::int64_t> schedule_start_ns_{0};
-    std::atomic<std::int64_t> final_due_{-1};
+    std::int64_t last_fd_failure_ns_ = 0;  // producer thread only
+    std::uint64_t fd_failures_ = 0;        // producer thread only: failed attempts this episode
+    bool counted_started_ = false;         // producer thread only
+    Schedule schedule_;
     std::atomic<std::int64_t> drain_deadline_ns_{0};  // 0 until the first request_stop()
     std::atomic<bool> finished_{false};
 

@@ -24,36 +24,11 @@ constexpr std::int64_t kFdBackoffMaxNs = 100'000'000;
 constexpr std::int64_t kFdBackoffNs = 5'000'000;  // after a failed epoll_ctl ADD
 // Failures less than this apart are one episode: logged and counted once.
 constexpr std::int64_t kFdEpisodeGapNs = kSecond;
-// A paced producer that falls further behind than this (the host was suspended, the daemon was
-// stopped, or the pool cannot keep up) skips to the present instead of firing the whole backlog
-// at once. What it skips is counted (skipped) and logged once per episode.
-constexpr std::int64_t kMaxCatchUpNs = kSecond;
-
 std::int64_t period_of(std::uint64_t rate) noexcept {
     return rate == 0 ? 0 : kSecond / static_cast<std::int64_t>(rate);
 }
 
 }  // namespace
-
-// Absolute-deadline pacing: the n-th fire is due at start + n * period, so sleeping late never
-// accumulates into drift, and a skip moves on by whole periods, so the schedule stays the same.
-class Pacer {
-  public:
-    Pacer(std::int64_t period, std::int64_t start) : period_(period), next_(start) {}
-    [[nodiscard]] bool flat_out() const noexcept { return period_ == 0; }
-    // The due time of the next fire; advances the schedule.
-    std::int64_t next() noexcept {
-        const std::int64_t due = next_;
-        next_ += period_;
-        return due;
-    }
-    // Moves the schedule on by `periods` fires that will not happen.
-    void skip(std::int64_t periods) noexcept { next_ += periods * period_; }
-
-  private:
-    std::int64_t period_;
-    std::int64_t next_;
-};
 
 ProducerThread::ProducerThread(Shared& shared, const Spec& spec, std::uint32_t index,
                                const std::vector<std::uint32_t>& slots)
@@ -66,7 +41,7 @@ ProducerThread::ProducerThread(Shared& shared, const Spec& spec, std::uint32_t i
                          : static_cast<std::uint32_t>(slots.size())),
       slots_(std::make_unique_for_overwrite<std::uint32_t[]>(slot_capacity_)),
       index_(index),
-      period_ns_(config_.kind == ProducerKind::eventfd ? period_of(config_.rate) : 0) {
+      schedule_(config_.kind == ProducerKind::eventfd ? period_of(config_.rate) : 0) {
     adopt(slots);
 }
 
@@ -169,75 +144,34 @@ void ProducerThread::run(const std::stop_token& stop) {
 }
 
 std::int64_t ProducerThread::first_fire() const noexcept {
-    if (period_ns_ == 0) return steady_ns();
+    if (schedule_.flat_out()) return steady_ns();
     // steady_clock is CLOCK_MONOTONIC on Linux, the clock of epoch_monotonic.
-    return spec_.epoch_monotonic + period_ns_ * static_cast<std::int64_t>(index_) /
+    return spec_.epoch_monotonic + schedule_.period() * static_cast<std::int64_t>(index_) /
                                        static_cast<std::int64_t>(config_.threads);
 }
 
-std::uint64_t ProducerThread::due_by(std::int64_t now_ns) const noexcept {
-    if (period_ns_ == 0) return fired.get();
-    if (const std::int64_t final_due = final_due_.load(std::memory_order_relaxed); final_due >= 0)
-        return static_cast<std::uint64_t>(final_due);
-    const std::int64_t start = schedule_start_ns_.load(std::memory_order_relaxed);
-    if (start == 0 || now_ns < start) return 0;
-    return static_cast<std::uint64_t>((now_ns - start) / period_ns_) + 1;
-}
+void ProducerThread::start_schedule() { schedule_.begin(first_fire()); }
 
-Pacer ProducerThread::start_schedule() {
-    const std::int64_t first = first_fire();
-    if (period_ns_ != 0) schedule_start_ns_.store(first, std::memory_order_relaxed);
-    return Pacer(period_ns_, first);
-}
-
-std::int64_t ProducerThread::wait_due(Pacer& pacer, const std::stop_token& stop) {
-    if (pacer.flat_out()) return 0;
-    const std::int64_t due = pacer.next();
-    if (!sleep_until(stop, due)) return -1;
-    const std::int64_t resumed = on_time_or_skip(due, steady_ns());
-    pacer.skip((resumed - due) / period_ns_);
-    return resumed;
-}
-
-std::int64_t ProducerThread::on_time_or_skip(std::int64_t due, std::int64_t now) {
-    if (now - due <= kMaxCatchUpNs) return due;
-    // Give up on every whole period already past; the fire at hand is then less than one
-    // period late.
-    const std::int64_t periods = (now - due) / period_ns_;
-    const auto count = static_cast<std::uint64_t>(periods);
-    skipped.add(count);
-    skipped_in_episode_ += count;
-    if (!behind_) {
-        behind_ = true;
+std::int64_t ProducerThread::wait_due(const std::stop_token& stop) {
+    if (schedule_.flat_out()) return 0;
+    if (!sleep_until(stop, schedule_.next_due())) return -1;
+    const Schedule::Take take = schedule_.take(steady_ns());
+    if (take.behind_began)
         log::emit(log::Level::warn, "producer behind its schedule; skipping what is overdue",
                   {{"producer", config_.name},
-                   {"behind_s", static_cast<double>(now - due) / 1e9},
-                   {"skipped", count},
-                   {"max_catch_up_s", static_cast<double>(kMaxCatchUpNs) / 1e9}});
-    }
-    return due + periods * period_ns_;
+                   {"behind_s", static_cast<double>(take.behind_ns) / 1e9},
+                   {"skipped", take.skipped},
+                   {"max_catch_up_s", static_cast<double>(Schedule::kMaxCatchUpNs) / 1e9}});
+    return take.due;
 }
 
-void ProducerThread::count_late(std::int64_t due, std::int64_t now) {
-    if (now - due > period_ns_) {
-        late.add();
-    } else if (behind_) {
-        behind_ = false;
+void ProducerThread::count_fire(std::int64_t due, std::int64_t now) {
+    if (const Schedule::Made made = schedule_.fired(due, now); made.caught_up)
         log::emit(log::Level::info, "producer back on its schedule",
-                  {{"producer", config_.name}, {"skipped_in_episode", skipped_in_episode_}});
-        skipped_in_episode_ = 0;
-    }
+                  {{"producer", config_.name}, {"skipped_in_episode", made.skipped_in_episode}});
 }
 
-void ProducerThread::close_schedule() {
-    if (period_ns_ == 0) return;
-    // A fire due within the last period before the stop, and not made, was not late yet: it is
-    // not counted as due. Everything due before that was fired or is given up on now.
-    const std::uint64_t done = fired.get() + skipped.get();
-    const std::uint64_t due = std::max(due_by(steady_ns() - period_ns_), done);
-    final_due_.store(static_cast<std::int64_t>(due), std::memory_order_relaxed);
-    if (due > done) skipped.add(due - done);
-}
+void ProducerThread::close_schedule() { schedule_.close(steady_ns(), fired.get()); }
 
 bool ProducerThread::sleep_until(const std::stop_token& stop, std::int64_t deadline_ns) {
     const auto deadline =
@@ -337,14 +271,14 @@ int ProducerThread::create_fd(const std::stop_token& stop, const char* what, Mak
 }
 
 void ProducerThread::run_per_event(const std::stop_token& stop) {
-    Pacer pacer = start_schedule();
+    start_schedule();
     const std::uint64_t value = shared_.test_eventfd_value;
     // fire = "create": the eventfd is born holding its value (eventfd(2) takes an unsigned int),
     // and registering it is the fire: create, register, read, close.
     const bool create = config_.fire == FireMode::create && value <= UINT_MAX;
     const auto initial = static_cast<unsigned int>(create ? value : 0);
     while (!stop.stop_requested()) {
-        const std::int64_t due_or_stop = wait_due(pacer, stop);
+        const std::int64_t due_or_stop = wait_due(stop);
         if (due_or_stop < 0) break;
         std::int64_t due = due_or_stop;
         const std::int64_t acquired = acquire_slot(stop);
@@ -366,10 +300,10 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
             fired.add();
             value_written.add(value);
             const std::int64_t now = steady_ns();
-            if (pacer.flat_out()) {
+            if (schedule_.flat_out()) {
                 due = now;  // no schedule: due when written
             } else {
-                count_late(due, now);
+                count_fire(due, now);
             }
             // Latency counts from the due time, however long the wait for a slot or an fd took;
             // the write stamp goes last, with release, and the consumer loads it first.
@@ -487,18 +421,18 @@ void ProducerThread::run_persistent(const std::stop_token& stop) {
     started_once();
     if (fd < 0) return;
 
-    Pacer pacer = start_schedule();
+    start_schedule();
     // A semaphore fd is read one unit at a time: each fire is one unit (and one stamp).
     const std::uint64_t value = semaphore ? 1 : shared_.test_eventfd_value;
     while (!stop.stop_requested()) {
-        const std::int64_t due_or_stop = wait_due(pacer, stop);
+        const std::int64_t due_or_stop = wait_due(stop);
         if (due_or_stop < 0) break;
         std::int64_t due = due_or_stop;
         const std::int64_t now = steady_ns();
-        if (pacer.flat_out()) {
+        if (schedule_.flat_out()) {
             due = now;
         } else {
-            count_late(due, now);
+            count_fire(due, now);
         }
         if (semaphore) {
             push_unit(slot, FireStamp{due, now, current_cpu()});

@@ -95,27 +95,6 @@ max_in_flight = 16
     EXPECT_EQ(evfly::count_open_fds(), fds);
 }
 
-TEST(Engine, PacedProducerKeepsItsRate) {
-    const Config config = config_of(R"(
-[daemon]
-consumers = 1
-[[producer]]
-name = "paced"
-kind = "eventfd"
-threads = 1
-rate = 200
-)");
-    // Absolute deadlines from the engine's start: fires at 0, 5, 10, ... ms after it, whenever
-    // the thread got going (a late start catches up), until stop() is called.
-    double window_ms = 0;
-    const Report r = run_for(config, 500ms, nullptr, &window_ms);
-    const double due = window_ms / 5.0 + 1;
-    // Allow for a loaded machine, but not for drift in one direction.
-    EXPECT_GE(static_cast<double>(r.totals().fired), 0.9 * due - 1) << window_ms << " ms";
-    EXPECT_LE(static_cast<double>(r.totals().fired), due + 2) << window_ms << " ms";
-    EXPECT_EQ(r.totals().lost, 0);
-}
-
 TEST(Engine, PacedScheduleAddsUpAtTheStop) {
     // Paced per-event and persistent producers: once stopped, every fire the schedule called
     // for was either fired or counted as skipped, and latency counts from the due time.
@@ -138,13 +117,13 @@ rate = 0
 max_in_flight = 16
 )"),
                              300ms);
+    // The schedule's rules themselves are tested without sleeping (schedule_test.cpp); here, that
+    // the engine keeps its account whatever the timing.
     for (const auto& p : r.producers) {
         EXPECT_EQ(p.due, p.fired + p.skipped) << p.name;
         EXPECT_EQ(p.backlog(), 0u) << p.name;
+        EXPECT_GT(p.fired, 0u) << p.name;
     }
-    EXPECT_GE(r.producers[0].due, 200u);
-    EXPECT_LE(r.producers[0].due, 400u);
-    EXPECT_GE(r.producers[1].due, 400u);
     // A flat-out producer has no schedule: due is what it fired, never late or skipped.
     EXPECT_EQ(r.producers[2].skipped + r.producers[2].late, 0u);
     EXPECT_EQ(r.eventfd_latency.count(), r.eventfd_delivery.count());

@@ -1,0 +1,135 @@
+// The paced producer's schedule, with time given by the test: no sleep, no thread, exact.
+#include "schedule.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+
+using evfly::detail::Schedule;
+
+namespace {
+
+constexpr std::int64_t kMs = 1'000'000;
+constexpr std::int64_t kStart = 1'000 * kMs;  // any steady time; 0 means "not begun"
+
+// Fires every due on time (at its due time plus `lag`) until `until`; returns how many.
+std::uint64_t fire_until(Schedule& s, std::int64_t until, std::int64_t lag = 0) {
+    std::uint64_t fired = 0;
+    while (s.next_due() + lag <= until) {
+        const std::int64_t now = s.next_due() + lag;
+        const Schedule::Take t = s.take(now);
+        s.fired(t.due, now);
+        ++fired;
+    }
+    return fired;
+}
+
+}  // namespace
+
+TEST(Schedule, DueTimesAreAbsoluteSoLateWakeUpsNeverDrift) {
+    Schedule s(10 * kMs);
+    s.begin(kStart);
+    // Each wake-up 7 ms late: the due times stay on the grid, none is late (within a period).
+    for (int n = 0; n < 100; ++n) {
+        ASSERT_EQ(s.next_due(), kStart + n * 10 * kMs);
+        const Schedule::Take t = s.take(s.next_due() + 7 * kMs);
+        EXPECT_EQ(t.due, kStart + n * 10 * kMs);
+        EXPECT_EQ(t.skipped, 0u);
+        EXPECT_FALSE(s.fired(t.due, t.due + 7 * kMs).late);
+    }
+    EXPECT_EQ(s.late(), 0u);
+    EXPECT_EQ(s.due_by(kStart + 995 * kMs, 100), 100u);
+}
+
+TEST(Schedule, AFireMoreThanOnePeriodAfterItsDueTimeIsLate) {
+    Schedule s(10 * kMs);
+    s.begin(kStart);
+    const Schedule::Take t = s.take(kStart);
+    EXPECT_TRUE(s.fired(t.due, kStart + 10 * kMs + 1).late);
+    const Schedule::Take u = s.take(kStart + 10 * kMs + 1);
+    EXPECT_FALSE(s.fired(u.due, u.due + 10 * kMs).late);  // exactly one period: not late
+    EXPECT_EQ(s.late(), 1u);
+}
+
+TEST(Schedule, DueByCountsTheGridFromTheFirstFire) {
+    Schedule s(5 * kMs);
+    EXPECT_EQ(s.due_by(kStart, 0), 0u);  // not begun
+    s.begin(kStart);
+    EXPECT_EQ(s.due_by(kStart - 1, 0), 0u);
+    EXPECT_EQ(s.due_by(kStart, 0), 1u);
+    EXPECT_EQ(s.due_by(kStart + 5 * kMs - 1, 0), 1u);
+    EXPECT_EQ(s.due_by(kStart + 5 * kMs, 0), 2u);
+    EXPECT_EQ(s.due_by(kStart + 500 * kMs, 0), 101u);
+}
+
+TEST(Schedule, CatchUpWithinASecondFiresTheBacklogBackToBack) {
+    Schedule s(10 * kMs);
+    s.begin(kStart);
+    // Woken 900 ms late: every overdue fire is made, each stamped with its own due time.
+    const std::int64_t now = kStart + 900 * kMs;
+    for (int n = 0; n <= 90; ++n) {
+        const Schedule::Take t = s.take(now);
+        EXPECT_EQ(t.due, kStart + n * 10 * kMs);
+        EXPECT_EQ(t.skipped, 0u);
+        s.fired(t.due, now);
+    }
+    EXPECT_EQ(s.skipped(), 0u);
+    EXPECT_EQ(s.late(), 89u);  // all but the last two were more than a period behind
+}
+
+TEST(Schedule, BehindMoreThanASecondSkipsWholePeriodsOncePerEpisode) {
+    Schedule s(kMs);  // 1 000/s
+    s.begin(kStart);
+    fire_until(s, kStart + 10 * kMs);
+    // The process was stopped for 1.5 s: the next wake-up is 1.5 s after the fire it is for.
+    const std::int64_t due = s.next_due();
+    const std::int64_t now = due + 1500 * kMs;
+    const Schedule::Take t = s.take(now);
+    EXPECT_TRUE(t.behind_began);
+    EXPECT_EQ(t.behind_ns, 1500 * kMs);
+    EXPECT_EQ(t.skipped, 1500u);
+    EXPECT_EQ(s.skipped(), 1500u);
+    EXPECT_EQ(s.next_due(), t.due + kMs);
+    const Schedule::Made made = s.fired(t.due, now);
+    EXPECT_TRUE(made.caught_up);
+    EXPECT_EQ(made.skipped_in_episode, 1500u);
+    // The schedule stays on its grid.
+    EXPECT_EQ((s.next_due() - kStart) % kMs, 0);
+}
+
+TEST(Schedule, DueEqualsFiredPlusSkippedOnceClosed) {
+    Schedule s(kMs);
+    s.begin(kStart);
+    std::uint64_t fired = fire_until(s, kStart + 100 * kMs);
+    // A stall of 3 s, then a few more fires on time.
+    const std::int64_t resumed = s.next_due() + 3000 * kMs;
+    const Schedule::Take t = s.take(resumed);
+    s.fired(t.due, resumed);
+    ++fired;
+    fired += fire_until(s, resumed + 50 * kMs);
+    // Stopped 20 ms after the last fire: 20 fires owed, less the one due within the last period.
+    const std::int64_t stop = s.next_due() + 20 * kMs;
+    const std::uint64_t skipped_before = s.skipped();
+    s.close(stop, fired);
+    EXPECT_EQ(s.due_by(stop + 10'000 * kMs, fired), fired + s.skipped());
+    EXPECT_EQ(s.skipped() - skipped_before, 20u);
+}
+
+TEST(Schedule, ClosedRightAfterAFireOwesNothing) {
+    Schedule s(10 * kMs);
+    s.begin(kStart);
+    const std::uint64_t fired = fire_until(s, kStart + 50 * kMs);
+    s.close(kStart + 55 * kMs, fired);  // the next fire (at 60 ms) was not due yet
+    EXPECT_EQ(s.skipped(), 0u);
+    EXPECT_EQ(s.due_by(kStart + 1000 * kMs, fired), fired);
+}
+
+TEST(Schedule, FlatOutHasNoScheduleAndDueIsWhatWasFired) {
+    Schedule s(0);
+    s.begin(kStart);
+    EXPECT_TRUE(s.flat_out());
+    EXPECT_FALSE(s.fired(kStart, kStart + 5000 * kMs).late);
+    s.close(kStart + 10'000 * kMs, 12345);
+    EXPECT_EQ(s.due_by(kStart, 12345), 12345u);
+    EXPECT_EQ(s.skipped() + s.late(), 0u);
+}
