@@ -1,5 +1,5 @@
-#include <sys/eventfd.h>
-#include <sys/timerfd.h>
+// A consumer's loop, and what the consumer halves of the fd modes share: the handler (debug
+// line and modelled work), re-arming, recording a sample, handing per-event slots back.
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,7 +10,7 @@
 #include <functional>
 #include <vector>
 
-#include "engine_impl.h"
+#include "consumer_thread.h"
 #include "evfly/fd.h"
 #include "evfly/log.h"
 
@@ -29,7 +29,7 @@ void ConsumerThread::start() {
 void ConsumerThread::run() {
     log::set_thread_name(name_);
     std::vector<epoll_event> events(shared_.max_events.load(std::memory_order_relaxed));
-    wedge_armed_ = shared_.test_wedge_ns.load(std::memory_order_relaxed) > 0;
+    wedge_armed_ = shared_.wedge_ns.load(std::memory_order_relaxed) > 0;
     tid.store(current_tid(), std::memory_order_relaxed);
     if (!placement_.empty())
         placement_error =
@@ -102,7 +102,7 @@ void ConsumerThread::handle(std::uint64_t token) {
     dispatched.add();
     if (wedge_armed_) {  // test-only; a local flag, so the hot path touches no shared state
         wedge_armed_ = false;
-        if (const std::int64_t ns = shared_.test_wedge_ns.exchange(0); ns > 0)
+        if (const std::int64_t ns = shared_.wedge_ns.exchange(0); ns > 0)
             std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
     }
     Slot& slot = shared_.slots[index];
@@ -155,7 +155,7 @@ void ConsumerThread::serve(const ProducerConfig& producer, int fd, std::uint64_t
     try {
         log_event(producer, fd, value, latency_ns, cpu, fire_cpu);
         spend(producer);
-        if (shared_.test_throw_every != 0 && ++served_ % shared_.test_throw_every == 0)
+        if (shared_.hooks.throw_every != 0 && ++served_ % shared_.hooks.throw_every == 0)
             throw std::runtime_error("handler failure injected by EVFLY_TEST_THROW_EVERY");
     } catch (const std::exception& e) {
         handler_errors.add();
@@ -195,43 +195,10 @@ void ConsumerThread::log_event(const ProducerConfig& producer, int fd, std::uint
                {"fire_cpu", fire_cpu}});
 }
 
-void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
-    // EPOLLONESHOT: this consumer is the only one that received this registration, and nothing
-    // else closes per-event fds, so the slot is ours until we release it.
-    const int fd = slot.fd.load(std::memory_order_relaxed);
-    assert(fd >= 0 && "a per-event registration is consumed once (EPOLLONESHOT)");
-    std::uint64_t value = 0;
-    if (::read(fd, &value, sizeof value) != static_cast<ssize_t>(sizeof value)) {
-        errors.add();
-        log::emit(log::Level::err, "eventfd read failed",
-                  {{"fd", fd}, {"error", errno_text(errno)}});
-        value = 0;
-    }
-    // The write stamp first, with acquire (it was stored last, with release): the due stamp read
-    // after it belongs to the same fire.
-    const std::int64_t written = slot.written.load(std::memory_order_acquire);
-    const std::int64_t due = slot.stamp.load(std::memory_order_relaxed);
-    const int fire_cpu = slot.fire_cpu.load(std::memory_order_relaxed);
-    const std::int64_t now = steady_ns();
-    slot.written.store(0, std::memory_order_relaxed);  // nothing of this slot in flight now
-    const std::int64_t latency = now - due;
-    SlotPool* owner = slot.owner.load(std::memory_order_relaxed);
-    slot.value_read.add(value);
-    const int cpu = record_eventfd(latency, now - written, fire_cpu);
-    serve(owner->config(), fd, value, latency, cpu, fire_cpu);
-    // close() is the detach, with no EPOLL_CTL_DEL first (one syscall less per event, measured in
-    // tests/bench): this is the only descriptor of the eventfd (CLOEXEC, never dup'd, evflyd never
-    // forks), so closing it releases the file and the kernel drops the registration with it.
-    // Even if a copy of the descriptor existed, EPOLLONESHOT has already disarmed the
-    // registration, and epoll keys registrations by file as well as number, so a new eventfd
-    // that reuses the number is a separate registration.
-    slot.fd.store(-1, std::memory_order_relaxed);
-    ::close(fd);
-    slot.generation.store(slot.generation.load(std::memory_order_relaxed) + 1,
-                          std::memory_order_release);
-    released_.emplace_back(owner, index);
-    // With a modelled handler cost, hand the fd back now rather than after the whole batch.
-    if (owner->config().work.count() > 0) flush_released();
+void ConsumerThread::read_failed(const char* what, int fd, int err) {
+    errors.add();
+    log::emit(log::Level::err, std::string(what) + " read failed",
+              {{"fd", fd}, {"error", errno_text(err)}});
 }
 
 void ConsumerThread::rearm(int fd, std::uint64_t token) {
@@ -264,144 +231,6 @@ void ConsumerThread::flush_released() {
         owner->release_slots(release_scratch_.data(), release_scratch_.size());
     }
     released_.clear();
-}
-
-void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation) {
-    std::lock_guard lock(slot.mutex);
-    if (slot.generation.load(std::memory_order_acquire) != generation) {
-        stale.add();  // retired by its producer after epoll reported it; already accounted
-        return;
-    }
-    const int fd = slot.fd.load(std::memory_order_relaxed);
-    std::uint64_t value = 0;
-    if (::read(fd, &value, sizeof value) == static_cast<ssize_t>(sizeof value)) {
-        // The due stamp of the oldest fire this read took, and its write stamp; a fire stamped
-        // between the two loads can only make the write stamp younger (delivery shorter).
-        // The fire CPU likewise may be a younger fire's.
-        const std::int64_t due = slot.stamp.exchange(0, std::memory_order_acq_rel);
-        const std::int64_t written = slot.written.load(std::memory_order_relaxed);
-        const int fire_cpu = slot.fire_cpu.load(std::memory_order_relaxed);
-        slot.value_read.add(value);
-        const std::int64_t now = steady_ns();
-        const std::int64_t latency = due != 0 ? now - due : 0;
-        int cpu = -1;
-        if (due != 0) cpu = record_eventfd(latency, now - written, fire_cpu);
-        const ProducerConfig& producer = slot.owner.load(std::memory_order_relaxed)->config();
-        serve(producer, fd, value, latency, cpu, fire_cpu);
-    } else if (errno != EAGAIN) {
-        errors.add();
-        log::emit(log::Level::err, "eventfd read failed",
-                  {{"fd", fd}, {"error", errno_text(errno)}});
-    }
-    rearm(fd, make_token(index, generation));
-}
-
-void ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint32_t generation) {
-    // One unit per read, and the fd re-armed before the unit is handled: the next unit goes to
-    // another consumer at once, so the consumers share one fd's units like a work queue.
-    FireStamp unit;
-    bool got = false;
-    int fd = -1;
-    SlotPool* owner = slot.owner.load(std::memory_order_relaxed);
-    {
-        std::lock_guard lock(slot.mutex);
-        if (slot.generation.load(std::memory_order_acquire) != generation) {
-            stale.add();  // retired by its producer after epoll reported it; already accounted
-            return;
-        }
-        fd = slot.fd.load(std::memory_order_relaxed);
-        std::uint64_t one = 0;
-        if (::read(fd, &one, sizeof one) == static_cast<ssize_t>(sizeof one)) {
-            slot.value_read.add(one);
-            got = owner->take_unit(slot, unit);
-        } else if (errno != EAGAIN) {
-            errors.add();
-            log::emit(log::Level::err, "eventfd read failed",
-                      {{"fd", fd}, {"error", errno_text(errno)}});
-        }
-        rearm(fd, make_token(index, generation));
-    }
-    if (!got) return;
-    const std::int64_t now = steady_ns();
-    const std::int64_t latency = now - unit.due;
-    const int cpu = record_eventfd(latency, now - unit.written, unit.cpu);
-    serve(owner->config(), fd, 1, latency, cpu, unit.cpu);
-}
-
-void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation) {
-    std::lock_guard lock(slot.mutex);
-    if (slot.generation.load(std::memory_order_acquire) != generation) {
-        stale.add();
-        return;
-    }
-    const int fd = slot.fd.load(std::memory_order_relaxed);
-    const ProducerConfig& producer = slot.owner.load(std::memory_order_relaxed)->config();
-    std::uint64_t ticks = 0;
-    ssize_t got = ::read(fd, &ticks, sizeof ticks);
-    if (got == static_cast<ssize_t>(sizeof ticks) && shared_.test_timer_cancel_every != 0 &&
-        producer.clock == CLOCK_REALTIME && ++timer_reads_ % shared_.test_timer_cancel_every == 0) {
-        got = -1;  // test-only: as the kernel does on a clock step, the expirations are dropped
-        errno = ECANCELED;
-    }
-    if (got == static_cast<ssize_t>(sizeof ticks) && ticks > 0) {
-        // Lateness is measured from the earliest tick this read reports, on the timer's own clock,
-        // so overruns show up as lateness instead of vanishing.
-        const std::int64_t due = slot.stamp.load(std::memory_order_relaxed);
-        const std::int64_t lateness = clock_ns(producer.clock) - due;
-        const std::int64_t next =
-            producer.interval.count() == 0
-                ? 0  // a one-shot timer has nothing more due
-                : due + static_cast<std::int64_t>(ticks) * producer.interval.count();
-        slot.stamp.store(next, std::memory_order_relaxed);
-        slot.value_read.add(ticks);
-        if (ticks > 1) slot.overruns.add(ticks - 1);
-        const int cpu = current_cpu();
-        shared_.cpu_latency.record_timer(cpu,
-                                         static_cast<std::uint64_t>(lateness > 0 ? lateness : 0));
-        serve(producer, fd, ticks, lateness, cpu, -1);
-    } else if (got < 0 && errno == ECANCELED) {
-        on_clock_set(slot, fd, producer);
-    } else if (got < 0 && errno != EAGAIN) {
-        errors.add();
-        log::emit(log::Level::err, "timerfd read failed",
-                  {{"fd", fd}, {"error", errno_text(errno)}});
-    }
-    // A one-shot timer that has fired has nothing more to report (one re-armed after a clock
-    // step still has its expiry ahead).
-    if (producer.interval.count() == 0 && slot.stamp.load(std::memory_order_relaxed) == 0) return;
-    rearm(fd, make_token(index, generation));
-}
-
-void ConsumerThread::on_clock_set(Slot& slot, int fd, const ProducerConfig& producer) {
-    // The wall clock was set: the kernel dropped the expirations, and the schedule on the old
-    // clock means nothing now. Re-arm from the new time, so the jump shows neither as lateness
-    // nor as overruns; the slot's mutex is held, so no retire races this.
-    slot.clock_jumps.add();
-    const std::int64_t now = clock_ns(producer.clock);
-    const std::int64_t interval = producer.interval.count();
-    const bool pending = slot.stamp.load(std::memory_order_relaxed) != 0;
-    if (pending) {
-        const std::int64_t due = interval == 0 ? now : now + interval;
-        slot.stamp.store(due, std::memory_order_relaxed);
-        itimerspec spec{};
-        spec.it_value = to_timespec(Nanos(due));
-        spec.it_interval = to_timespec(producer.interval);
-        if (::timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &spec, nullptr) !=
-            0) {
-            errors.add();
-            log::emit(log::Level::err, "timerfd_settime failed after a clock step",
-                      {{"fd", fd}, {"error", errno_text(errno)}});
-        }
-    }
-    // One line per step of the clock, not one per timer: at most one a second.
-    const std::int64_t steady = steady_ns();
-    std::int64_t last = shared_.clock_jump_logged_ns.load(std::memory_order_relaxed);
-    if ((last == 0 || steady - last >= 1'000'000'000) &&
-        shared_.clock_jump_logged_ns.compare_exchange_strong(last, steady,
-                                                             std::memory_order_relaxed)) {
-        log::emit(log::Level::warn, "wall clock set; realtime timers re-armed from the new time",
-                  {{"producer", producer.name}, {"fd", fd}});
-    }
 }
 
 }  // namespace evfly::detail

@@ -82,7 +82,7 @@ class Supervisor {
           stats_timer_(make_timer()),
           stall_timer_(make_timer()),
           warmup_timer_(make_timer()),
-          engine_(config),
+          engine_(config, TestHooks::from_environment()),
           stats_(engine_, start_),
           metrics_(config.metrics.textfile) {
         (void)loop_.add(signals_.get(), EPOLLIN, kSignals);

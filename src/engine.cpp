@@ -7,8 +7,9 @@
 #include <cstdlib>
 #include <limits>
 
-#include "engine_impl.h"
+#include "consumer_thread.h"
 #include "evfly/log.h"
+#include "producer_thread.h"
 
 namespace evfly {
 
@@ -45,16 +46,6 @@ std::uint64_t slots_needed(const ProducerConfig& p) {
 
 std::int64_t to_ns(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-
-// A test-only knob from the environment; 0 when unset. Read by the supervisor before any engine
-// thread starts, and evflyd never sets its environment, so no setenv() races the read.
-std::uint64_t env_u64(const char* name) {
-    const char* text = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
-    if (text == nullptr) return 0;
-    log::emit(log::Level::warn, "test-only hook set; never in production",
-              {{"variable", name}, {"value", text}});
-    return std::strtoull(text, nullptr, 10);
 }
 
 void accumulate(ProducerReport& into, const ProducerReport& r) {
@@ -95,20 +86,32 @@ struct ConsumerTotals {
     std::uint64_t handler_errors = 0;
 };
 
-}  // namespace
-
-namespace detail {
-
-void Spec::set_epoch() noexcept {
-    epoch_realtime = clock_ns(CLOCK_REALTIME);
-    epoch_monotonic = clock_ns(CLOCK_MONOTONIC);
-    epoch_boottime = clock_ns(CLOCK_BOOTTIME);
+// A test-only knob from the environment; 0 when unset. Read by the supervisor before any engine
+// thread starts, and evflyd never sets its environment, so no setenv() races the read.
+std::uint64_t env_u64(const char* name) {
+    const char* text = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
+    if (text == nullptr) return 0;
+    log::emit(log::Level::warn, "test-only hook set; never in production",
+              {{"variable", name}, {"value", text}});
+    return std::strtoull(text, nullptr, 10);
 }
 
-}  // namespace detail
+}  // namespace
+
+TestHooks TestHooks::from_environment() {
+    TestHooks hooks;
+    hooks.wedge_consumer_ns =
+        static_cast<std::int64_t>(env_u64("EVFLY_TEST_WEDGE_CONSUMER_MS")) * 1'000'000;
+    hooks.throw_every = env_u64("EVFLY_TEST_THROW_EVERY");
+    hooks.timer_cancel_every = env_u64("EVFLY_TEST_TIMER_CANCEL_EVERY");
+    hooks.fd_errno = static_cast<int>(env_u64("EVFLY_TEST_FD_ERRNO"));
+    if (const std::uint64_t v = env_u64("EVFLY_TEST_EVENTFD_VALUE"); v != 0)
+        hooks.eventfd_value = v;
+    return hooks;
+}
 
 struct Engine::Impl {
-    explicit Impl(const Config& cfg) : config(cfg) {}
+    Impl(const Config& cfg, const TestHooks& hooks) : config(cfg), shared(hooks) {}
     // Every member function of Engine runs on one thread, the supervisor (debug builds check).
     detail::ThreadOwner supervisor;
     Config config;  // the config in force
@@ -320,7 +323,8 @@ struct Engine::Impl {
                                    const std::vector<std::pair<Spec*, Placement>>& producers_next);
 };
 
-Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {
+Engine::Engine(const Config& config, const TestHooks& hooks)
+    : impl_(std::make_unique<Impl>(config, hooks)) {
     Shared& shared = impl_->shared;
     shared.stop_fd = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!shared.stop_fd) throw_errno("eventfd");
@@ -346,14 +350,8 @@ Engine::Engine(const Config& config) : impl_(std::make_unique<Impl>(config)) {
     if (total > shared.slots.available())
         throw std::length_error("too many producer slots (at most 16M)");
     for (const auto& p : impl_->config.producers) impl_->specs.push_back(impl_->make_spec(p));
-    shared.test_wedge_ns.store(static_cast<std::int64_t>(env_u64("EVFLY_TEST_WEDGE_CONSUMER_MS")) *
-                               1'000'000);
-    shared.test_throw_every = env_u64("EVFLY_TEST_THROW_EVERY");
-    shared.test_timer_cancel_every = env_u64("EVFLY_TEST_TIMER_CANCEL_EVERY");
+    shared.wedge_ns.store(hooks.wedge_consumer_ns, std::memory_order_relaxed);
     shared.placement_defaults = detail::PlacementDefaults::of_this_process();
-    shared.test_fd_errno = static_cast<int>(env_u64("EVFLY_TEST_FD_ERRNO"));
-    if (const std::uint64_t v = env_u64("EVFLY_TEST_EVENTFD_VALUE"); v != 0)
-        shared.test_eventfd_value = v;
     for (std::uint32_t c = 0; c < config.daemon.consumers; ++c) {
         impl_->consumers.push_back(
             std::make_unique<ConsumerThread>(shared, c, config.daemon.placement));

@@ -66,6 +66,11 @@ struct ProducerConfig {
     bool operator==(const ProducerConfig&) const = default;
 };
 
+// A per-event eventfd producer: a fresh fd for every event.
+[[nodiscard]] inline bool is_per_event(const ProducerConfig& p) noexcept {
+    return p.kind == ProducerKind::eventfd && p.fd_mode == FdMode::per_event;
+}
+
 struct Config {
     std::string source;  // where it came from: a path or "<embedded default>"
     struct Daemon {

@@ -28,10 +28,30 @@
 
 namespace evfly {
 
+// Test-only hooks: faults and slow paths the tests cause on purpose. evflyd takes them from
+// EVFLY_TEST_* environment variables (from_environment() logs a warning for each one set); a
+// production run has none.
+struct TestHooks {
+    // EVFLY_TEST_WEDGE_CONSUMER_MS: the consumer that takes the first event spends this long on
+    // it (the watchdog and the stall canary see a stuck consumer).
+    std::int64_t wedge_consumer_ns = 0;
+    std::uint64_t throw_every = 0;  // EVFLY_TEST_THROW_EVERY: every Nth handler throws
+    // EVFLY_TEST_EVENTFD_VALUE: eventfd producers write this instead of 1 (to fill a counter).
+    std::uint64_t eventfd_value = 1;
+    // EVFLY_TEST_TIMER_CANCEL_EVERY: every Nth read of a realtime timer acts as if the wall
+    // clock had been set (ECANCELED).
+    std::uint64_t timer_cancel_every = 0;
+    // EVFLY_TEST_FD_ERRNO: every fd a producer creates fails with this errno, as under a
+    // seccomp filter that denies eventfd/timerfd_create.
+    int fd_errno = 0;
+
+    static TestHooks from_environment();
+};
+
 class Engine {
   public:
     // Creates the epoll instance, the stop eventfd and the slot table. Throws std::system_error.
-    explicit Engine(const Config& config);
+    explicit Engine(const Config& config, const TestHooks& hooks = {});
     ~Engine();
     Engine(const Engine&) = delete;
     Engine& operator=(const Engine&) = delete;

@@ -5,7 +5,7 @@
 #include <random>
 #include <vector>
 
-#include "engine_impl.h"
+#include "slots.h"
 #include "evfly/histogram.h"
 #include "evfly/log.h"
 

@@ -1,0 +1,96 @@
+// Internal header of the engine: one consumer of the pool.
+//
+// A consumer blocks in epoll_wait on the one shared instance (no timeout: an idle pool never
+// wakes), and hands each event to the consumer half of its slot's fd mode: mode_per_event.cpp,
+// mode_persistent.cpp, mode_semaphore.cpp and mode_timer.cpp keep it beside the producer's half.
+// consumer.cpp is the loop, and what the modes share: the handler (debug line and modelled
+// work), re-arming, recording a sample, handing per-event slots back.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "clock.h"
+#include "episode.h"
+#include "evfly/config.h"
+#include "shared.h"
+#include "slots.h"
+
+namespace evfly::detail {
+
+class alignas(64) ConsumerThread {
+  public:
+    ConsumerThread(Shared& shared, std::uint32_t index, Placement placement);
+    void start();
+    void join() {
+        if (thread_.joinable()) thread_.join();
+    }
+    [[nodiscard]] std::uint32_t index() const noexcept { return index_; }
+    // True once the thread has left its loop (stop or retire) and will touch nothing more.
+    [[nodiscard]] bool exited() const noexcept { return exited_.load(std::memory_order_acquire); }
+
+    // Set by the thread before it counts itself started: its kernel thread id, and why its
+    // placement could not be applied ("" when it was, or there was none).
+    std::atomic<pid_t> tid{0};
+    std::string placement_error;
+    // Heartbeat: steady ns of the start of the event in hand, 0 while waiting in epoll_wait.
+    std::atomic<std::int64_t> busy_since{0};
+    Counter wakeups;        // epoll_wait returns that brought work
+    Counter epoll_returns;  // every blocking epoll_wait return: what an idle pool keeps at 0
+    Counter spin_polls;     // non-blocking epoll_wait calls while spinning (daemon.spin)
+    Counter dispatched;
+    Counter stale;
+    Counter errors;
+    Counter handler_errors;  // exceptions out of event handlers, caught and counted
+
+  private:
+    void run();
+    void handle(std::uint64_t token);
+    void take_retire_token();
+    // The consumer halves of the fd modes, each in its mode's file.
+    void handle_per_event(Slot& slot, std::uint32_t index);
+    void handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation);
+    void handle_semaphore(Slot& slot, std::uint32_t index, std::uint32_t generation);
+    void handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation);
+    void on_clock_set(Slot& slot, int fd, const ProducerConfig& producer);
+    // The handler proper: the debug line and the modelled work. An exception from it is caught
+    // and counted here, so the consumer's own bookkeeping (close or re-arm) always completes.
+    void serve(const ProducerConfig& producer, int fd, std::uint64_t value, std::int64_t latency_ns,
+               int cpu, int fire_cpu);
+    void spend(const ProducerConfig& producer);
+    void log_event(const ProducerConfig& producer, int fd, std::uint64_t value,
+                   std::int64_t latency_ns, int cpu, int fire_cpu);
+    // Re-arms a persistent, semaphore or timer registration; a failure is counted and logged.
+    void rearm(int fd, std::uint64_t token);
+    // A read of `fd` (an eventfd or a timerfd, `what`) failed with `err`: counted and logged.
+    void read_failed(const char* what, int fd, int err);
+    // Records one eventfd sample in the pool's recorder: due -> consumed and written -> consumed,
+    // in ns, under the CPU it is read on and split by `fire_cpu`. Returns the CPU it was read on.
+    int record_eventfd(std::int64_t latency, std::int64_t delivery, int fire_cpu);
+    // Hands the per-event slots closed in this batch back to their producers, one lock each.
+    void flush_released();
+
+    Shared& shared_;
+    std::uint32_t index_;
+    std::string name_;
+    Placement placement_;
+    bool stopping_ = false;
+    bool wedge_armed_ = false;       // test hook: a wedge is set and no event handled yet
+    std::uint64_t served_ = 0;       // handler calls, for the throw_every test hook
+    std::uint64_t timer_reads_ = 0;  // realtime timer reads, for the timer_cancel_every hook
+    std::int64_t handler_error_logged_ns_ = 0;  // at most one handler-failure line a second
+    std::uint64_t handler_errors_unlogged_ = 0;
+    std::atomic<bool> exited_{false};
+    // Per-event slots closed in the current batch, by owner; consumer thread only.
+    std::vector<std::pair<SlotPool*, std::uint32_t>> released_;
+    std::vector<std::uint32_t> release_scratch_;
+    std::jthread thread_;
+};
+
+}  // namespace evfly::detail

@@ -1,0 +1,121 @@
+// fd_mode = "persistent": one eventfd per producer thread for its whole life, both halves of its
+// protocol. The semaphore mode shares the producer's loop (its stamps are in
+// mode_semaphore.cpp).
+//
+// Producer: for each fire, stamp it if it is the oldest unread one (stamp == 0), count it, then
+// write; a full counter (EAGAIN) is waited out, never dropped. Consumer: read the whole counter
+// (one read drains it), take the stamp of the oldest fire it held, record, serve, re-arm.
+//
+// The hand-off: only the producer stores a non-zero stamp, and only over a zero one, storing the
+// write stamp and fire CPU before the due stamp (release); the consumer exchanges the due stamp
+// for 0 (acquire) and then reads the rest. Consumer and retire() both hold the slot's mutex,
+// so a retired fd is never read or re-armed after it is closed.
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <mutex>
+
+#include "consumer_thread.h"
+#include "evfly/log.h"
+#include "producer_thread.h"
+
+namespace evfly::detail {
+namespace {
+
+constexpr std::int64_t kFullCounterRetryNs = 100'000;
+
+}  // namespace
+
+void ProducerThread::run_persistent(const std::stop_token& stop, bool semaphore) {
+    const std::uint32_t index = slots_[0];
+    Slot& slot = shared_.slots[index];
+    const int fd = create_fd(
+        stop, NewFd{.flags = EFD_CLOEXEC | EFD_NONBLOCK | (semaphore ? EFD_SEMAPHORE : 0)});
+    if (fd >= 0) {
+        if (const int err = register_fd(index, fd); err != 0) {
+            ::close(fd);
+            started_once();
+            throw std::system_error(err, std::generic_category(), "epoll_ctl ADD");
+        }
+    }
+    started_once();
+    if (fd < 0) return;
+
+    start_schedule();
+    // A semaphore fd is read one unit at a time: each fire is one unit (and one stamp).
+    const std::uint64_t value = semaphore ? 1 : shared_.hooks.eventfd_value;
+    while (!stop.stop_requested()) {
+        const std::int64_t due_or_stop = wait_due(stop);
+        if (due_or_stop < 0) break;
+        std::int64_t due = due_or_stop;
+        const std::int64_t now = steady_ns();
+        if (schedule_.flat_out()) {
+            due = now;
+        } else {
+            count_fire(due, now);
+        }
+        if (semaphore) {
+            push_unit(slot, FireStamp{due, now, current_cpu()});
+        } else if (slot.stamp.load(std::memory_order_relaxed) == 0) {
+            // Stamp the oldest unread fire only (a cheap load first, as most fires find one
+            // unread); the consumer takes the stamp after its read. Only this thread stores a
+            // non-zero stamp, so no compare-exchange is needed.
+            slot.written.store(now, std::memory_order_relaxed);
+            slot.fire_cpu.store(current_cpu(), std::memory_order_relaxed);
+            slot.stamp.store(due, std::memory_order_release);
+        }
+        fired.add();
+        value_written.add(value);
+        while (::write(fd, &value, sizeof value) != static_cast<ssize_t>(sizeof value)) {
+            const int err = errno;
+            if (err != EAGAIN) {
+                fired.sub(1);
+                value_written.sub(value);
+                errors.add();
+                log::emit(log::Level::err, "eventfd write failed",
+                          {{"producer", config_.name}, {"fd", fd}, {"error", errno_text(err)}});
+                break;
+            }
+            // The counter is full: the value was not added. Wait for a consumer to drain it.
+            write_retries.add();
+            if (!sleep_until(stop, steady_ns() + kFullCounterRetryNs)) {
+                fired.sub(1);
+                value_written.sub(value);
+                break;
+            }
+        }
+    }
+    close_schedule();
+    retire(slot);
+}
+
+void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation) {
+    std::lock_guard lock(slot.mutex);
+    if (slot.generation.load(std::memory_order_acquire) != generation) {
+        stale.add();  // retired by its producer after epoll reported it; already accounted
+        return;
+    }
+    const int fd = slot.fd.load(std::memory_order_relaxed);
+    std::uint64_t value = 0;
+    if (::read(fd, &value, sizeof value) == static_cast<ssize_t>(sizeof value)) {
+        // The due stamp of the oldest fire this read took, and its write stamp; a fire stamped
+        // between the two loads can only make the write stamp younger (delivery shorter).
+        // The fire CPU likewise may be a younger fire's.
+        const std::int64_t due = slot.stamp.exchange(0, std::memory_order_acq_rel);
+        const std::int64_t written = slot.written.load(std::memory_order_relaxed);
+        const int fire_cpu = slot.fire_cpu.load(std::memory_order_relaxed);
+        slot.value_read.add(value);
+        const std::int64_t now = steady_ns();
+        const std::int64_t latency = due != 0 ? now - due : 0;
+        int cpu = -1;
+        if (due != 0) cpu = record_eventfd(latency, now - written, fire_cpu);
+        const ProducerConfig& producer = slot.owner.load(std::memory_order_relaxed)->config();
+        serve(producer, fd, value, latency, cpu, fire_cpu);
+    } else if (errno != EAGAIN) {
+        read_failed("eventfd", fd, errno);
+    }
+    rearm(fd, make_token(index, generation));
+}
+
+}  // namespace evfly::detail

@@ -1,0 +1,81 @@
+// fd_mode = "semaphore": one EFD_SEMAPHORE eventfd per producer thread, each read one unit, so
+// the consumers share one fd's units like a work queue. Both halves of its protocol; the
+// producer's fire loop is the persistent one (mode_persistent.cpp).
+//
+// Producer: each fire is one unit, its stamps pushed on a FIFO before the write. Consumer: read
+// one unit and re-arm at once (the next unit goes to another consumer), take the oldest stamps
+// from the FIFO, all under the slot's mutex; then serve the unit with the slot unlocked.
+#include <unistd.h>
+
+#include <cerrno>
+#include <mutex>
+
+#include "consumer_thread.h"
+#include "producer_thread.h"
+
+namespace evfly::detail {
+
+void ProducerThread::push_unit(Slot& slot, const FireStamp& unit) {
+    MutexLock lock(units_mutex_);
+    units_.push_back(unit);
+    if (units_.size() == 1) {  // the oldest unread unit: what the canary looks at
+        slot.written.store(unit.written, std::memory_order_relaxed);
+        slot.stamp.store(unit.due, std::memory_order_release);
+    }
+}
+
+bool ProducerThread::take_unit(Slot& slot, FireStamp& unit) {
+    MutexLock lock(units_mutex_);
+    if (units_.empty()) return false;
+    unit = units_.front();
+    units_.pop_front();
+    if (units_.empty()) {
+        slot.stamp.store(0, std::memory_order_relaxed);
+    } else {
+        slot.written.store(units_.front().written, std::memory_order_relaxed);
+        slot.stamp.store(units_.front().due, std::memory_order_release);
+    }
+    return true;
+}
+
+void ProducerThread::drain_units(Slot& slot, int fd) {
+    // Each read takes one unit: read them all.
+    std::uint64_t count = 0;
+    while (::read(fd, &count, sizeof count) == static_cast<ssize_t>(sizeof count))
+        value_drained.add(count);
+    MutexLock units(units_mutex_);
+    units_.clear();
+    slot.stamp.store(0, std::memory_order_relaxed);
+}
+
+void ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint32_t generation) {
+    // One unit per read, and the fd re-armed before the unit is handled: the next unit goes to
+    // another consumer at once, so the consumers share one fd's units like a work queue.
+    FireStamp unit;
+    bool got = false;
+    int fd = -1;
+    SlotPool* owner = slot.owner.load(std::memory_order_relaxed);
+    {
+        std::lock_guard lock(slot.mutex);
+        if (slot.generation.load(std::memory_order_acquire) != generation) {
+            stale.add();  // retired by its producer after epoll reported it; already accounted
+            return;
+        }
+        fd = slot.fd.load(std::memory_order_relaxed);
+        std::uint64_t one = 0;
+        if (::read(fd, &one, sizeof one) == static_cast<ssize_t>(sizeof one)) {
+            slot.value_read.add(one);
+            got = owner->take_unit(slot, unit);
+        } else if (errno != EAGAIN) {
+            read_failed("eventfd", fd, errno);
+        }
+        rearm(fd, make_token(index, generation));
+    }
+    if (!got) return;
+    const std::int64_t now = steady_ns();
+    const std::int64_t latency = now - unit.due;
+    const int cpu = record_eventfd(latency, now - unit.written, unit.cpu);
+    serve(owner->config(), fd, 1, latency, cpu, unit.cpu);
+}
+
+}  // namespace evfly::detail
