@@ -18,6 +18,7 @@
 #include <toml.hpp>
 
 #include "evfly/fd.h"
+#include "sched_policy.h"
 #include "utf8.h"
 
 namespace evfly {
@@ -236,13 +237,10 @@ void validate_placement(Validator& check, const Value& table, const std::string&
         }
     }
     SchedPolicy policy = SchedPolicy::other;
-    if (check.choice(table, prefix, "policy", policy,
-                     {{"other", SchedPolicy::other},
-                      {"batch", SchedPolicy::batch},
-                      {"idle", SchedPolicy::idle},
-                      {"fifo", SchedPolicy::fifo},
-                      {"rr", SchedPolicy::rr}}))
-        p.policy = policy;
+    std::vector<std::pair<std::string, SchedPolicy>> policies;
+    for (const auto& known : detail::kSchedPolicies)
+        policies.emplace_back(known.name, known.policy);
+    if (check.choice(table, prefix, "policy", policy, policies)) p.policy = policy;
     const bool realtime = p.policy == SchedPolicy::fifo || p.policy == SchedPolicy::rr;
     if (const Value* v = check.find(table, "priority")) {
         if (!realtime) {
@@ -354,19 +352,15 @@ struct Need {
 // fd that may be in flight (at most kMaxSlots), and the fds that timers and persistent producers
 // hold for as long as they run (at most the hard RLIMIT_NOFILE, to which evflyd raises its own).
 void check_resources(Validator& check, const Config& config, const std::vector<Need>& needs) {
-    constexpr std::uint64_t kMaxSlots = std::uint64_t{1} << 24;  // the slot table's 16M
     std::uint64_t slots = 0;
     std::uint64_t held_fds = 0;
     std::size_t biggest = 0;
     std::uint64_t biggest_slots = 0;
     for (std::size_t j = 0; j < config.producers.size() && j < needs.size(); ++j) {
         const ProducerConfig& p = config.producers[j];
-        const std::uint64_t per_thread = p.kind == ProducerKind::timerfd  ? p.timers
-                                         : p.fd_mode == FdMode::per_event ? p.max_in_flight
-                                                                          : 1;
-        const std::uint64_t n = per_thread * p.threads;
+        const std::uint64_t n = slots_needed(p);
         slots += n;
-        if (p.kind == ProducerKind::timerfd || p.fd_mode != FdMode::per_event) held_fds += n;
+        if (!is_per_event(p)) held_fds += n;
         if (n > biggest_slots) {
             biggest_slots = n;
             biggest = j;
@@ -375,7 +369,7 @@ void check_resources(Validator& check, const Config& config, const std::vector<N
     if (slots > kMaxSlots && !needs.empty()) {
         const Need& at = needs[biggest];
         const ProducerConfig& p = config.producers[biggest];
-        const bool per_event = p.kind == ProducerKind::eventfd && p.fd_mode == FdMode::per_event;
+        const bool per_event = is_per_event(p);
         check.error(per_event ? at.in_flight_line : at.line,
                     "producer[" + std::to_string(at.index) + "]." +
                         (per_event                         ? "max_in_flight"
@@ -717,20 +711,7 @@ const char* to_string(FdMode mode) {
            : mode == FdMode::persistent ? "persistent"
                                         : "semaphore";
 }
-const char* to_string(SchedPolicy policy) {
-    switch (policy) {
-        case SchedPolicy::batch:
-            return "batch";
-        case SchedPolicy::idle:
-            return "idle";
-        case SchedPolicy::fifo:
-            return "fifo";
-        case SchedPolicy::rr:
-            return "rr";
-        default:
-            return "other";
-    }
-}
+const char* to_string(SchedPolicy policy) { return detail::sched_policy_of(policy).name; }
 
 std::optional<std::vector<int>> parse_cpu_list(const std::string& text, std::string* why) {
     std::vector<int> cpus;

@@ -46,22 +46,22 @@ void ConsumerThread::run() {
         if (spin_until != 0 && steady_ns() < spin_until) {
             // Bounded spinning: only right after work, so an idle pool still never wakes.
             n = shared_.epoll.wait(events, 0);
-            spin_polls.add();
+            counts.spin_polls.add();
             if (n == 0) continue;
         } else {
             // No timeout: an idle consumer sleeps until there is work or the stop eventfd fires.
             n = shared_.epoll.wait(events, -1);
-            epoll_returns.add();
+            counts.epoll_returns.add();
         }
         if (n < 0) {
             if (n == -EINTR) continue;
-            errors.add();
+            counts.consumer_errors.add();
             log::emit(log::Level::err, "epoll_wait failed", {{"error", errno_text(-n)}});
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
             continue;
         }
         // A wake-up counts when it brought work; the final one for the stop eventfd does not.
-        const std::uint64_t dispatched_before = dispatched.get();
+        const std::uint64_t dispatched_before = counts.events_dispatched.get();
         for (int i = 0; i < n; ++i) {
             if (shared_.abandon.load(std::memory_order_relaxed)) {
                 stopping_ = true;
@@ -72,13 +72,13 @@ void ConsumerThread::run() {
             try {
                 handle(events[static_cast<std::size_t>(i)].data.u64);
             } catch (const std::exception& e) {
-                errors.add();
+                counts.consumer_errors.add();
                 log::emit(log::Level::err, "event handler failed", {{"error", e.what()}});
             }
         }
         flush_released();
-        if (dispatched.get() != dispatched_before) {
-            wakeups.add();
+        if (counts.events_dispatched.get() != dispatched_before) {
+            counts.epoll_wakeups.add();
             const std::int64_t spin = shared_.spin_ns.load(std::memory_order_relaxed);
             spin_until = spin == 0 ? 0 : steady_ns() + spin;
         }
@@ -99,7 +99,7 @@ void ConsumerThread::handle(std::uint64_t token) {
         take_retire_token();
         return;
     }
-    dispatched.add();
+    counts.events_dispatched.add();
     if (wedge_armed_) {  // test-only; a local flag, so the hot path touches no shared state
         wedge_armed_ = false;
         if (const std::int64_t ns = shared_.wedge_ns.exchange(0); ns > 0)
@@ -110,7 +110,7 @@ void ConsumerThread::handle(std::uint64_t token) {
     // The acquire pairs with the release that published this generation, so the slot's owner
     // and mode read below are the ones this registration was made with.
     if (slot.generation.load(std::memory_order_acquire) != generation) {
-        stale.add();  // retired (by its producer or a reload) after epoll reported it
+        counts.stale_events.add();  // retired (by its producer or a reload) after epoll reported it
         return;
     }
     // A stale event may race a reload that retires the slot and gives it to another producer:
@@ -118,7 +118,7 @@ void ConsumerThread::handle(std::uint64_t token) {
     // new generation is published), so a mode read from the slot's next life is never acted on.
     const SlotMode mode = slot.mode.load(std::memory_order_acquire);
     if (slot.generation.load(std::memory_order_relaxed) != generation) {
-        stale.add();
+        counts.stale_events.add();
         return;
     }
     switch (mode) {
@@ -144,7 +144,7 @@ void ConsumerThread::take_retire_token() {
     const int fd = shared_.retire_fd.get();
     if (::read(fd, &unit, sizeof unit) == static_cast<ssize_t>(sizeof unit)) stopping_ = true;
     if (const int err = shared_.epoll.rearm(fd, make_token(kRetireIndex, 0)); err != 0) {
-        errors.add();
+        counts.consumer_errors.add();
         log::emit(log::Level::err, "epoll_ctl MOD failed (retire eventfd)",
                   {{"error", errno_text(err)}});
     }
@@ -158,7 +158,7 @@ void ConsumerThread::serve(const ProducerConfig& producer, int fd, std::uint64_t
         if (shared_.hooks.throw_every != 0 && ++served_ % shared_.hooks.throw_every == 0)
             throw std::runtime_error("handler failure injected by EVFLY_TEST_THROW_EVERY");
     } catch (const std::exception& e) {
-        handler_errors.add();
+        counts.handler_errors.add();
         const std::int64_t now = steady_ns();
         if (now - handler_error_logged_ns_ < 1'000'000'000) {
             ++handler_errors_unlogged_;
@@ -196,7 +196,7 @@ void ConsumerThread::log_event(const ProducerConfig& producer, int fd, std::uint
 }
 
 void ConsumerThread::read_failed(const char* what, int fd, int err) {
-    errors.add();
+    counts.consumer_errors.add();
     log::emit(log::Level::err, std::string(what) + " read failed",
               {{"fd", fd}, {"error", errno_text(err)}});
 }
@@ -204,7 +204,7 @@ void ConsumerThread::read_failed(const char* what, int fd, int err) {
 void ConsumerThread::rearm(int fd, std::uint64_t token) {
     // Re-arming re-checks readiness, so what landed after our read is reported again.
     if (const int err = shared_.epoll.rearm(fd, token); err != 0) {
-        errors.add();
+        counts.consumer_errors.add();
         log::emit(log::Level::err, "epoll_ctl MOD failed",
                   {{"fd", fd}, {"error", errno_text(err)}});
     }

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "episode.h"
 #include "evfly/config.h"
+#include "evfly/report.h"
 #include "shared.h"
 #include "slots.h"
 
@@ -41,13 +42,8 @@ class alignas(64) ConsumerThread {
     std::string placement_error;
     // Heartbeat: steady ns of the start of the event in hand, 0 while waiting in epoll_wait.
     std::atomic<std::int64_t> busy_since{0};
-    Counter wakeups;        // epoll_wait returns that brought work
-    Counter epoll_returns;  // every blocking epoll_wait return: what an idle pool keeps at 0
-    Counter spin_polls;     // non-blocking epoll_wait calls while spinning (daemon.spin)
-    Counter dispatched;
-    Counter stale;
-    Counter errors;
-    Counter handler_errors;  // exceptions out of event handlers, caught and counted
+    // The pool's counts this consumer adds to (report.h); an idle pool keeps epoll_returns at 0.
+    PoolCountsOf<Counter> counts;
 
   private:
     void run();

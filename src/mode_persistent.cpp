@@ -93,7 +93,8 @@ void ProducerThread::run_persistent(const std::stop_token& stop, bool semaphore)
 void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation) {
     std::lock_guard lock(slot.mutex);
     if (slot.generation.load(std::memory_order_acquire) != generation) {
-        stale.add();  // retired by its producer after epoll reported it; already accounted
+        counts.stale_events
+            .add();  // retired by its producer after epoll reported it; already accounted
         return;
     }
     const int fd = slot.fd.load(std::memory_order_relaxed);

@@ -58,7 +58,8 @@ void ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint
     {
         std::lock_guard lock(slot.mutex);
         if (slot.generation.load(std::memory_order_acquire) != generation) {
-            stale.add();  // retired by its producer after epoll reported it; already accounted
+            counts.stale_events
+                .add();  // retired by its producer after epoll reported it; already accounted
             return;
         }
         fd = slot.fd.load(std::memory_order_relaxed);

@@ -71,7 +71,7 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
 void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation) {
     std::lock_guard lock(slot.mutex);
     if (slot.generation.load(std::memory_order_acquire) != generation) {
-        stale.add();
+        counts.stale_events.add();
         return;
     }
     const int fd = slot.fd.load(std::memory_order_relaxed);
@@ -127,7 +127,7 @@ void ConsumerThread::on_clock_set(Slot& slot, int fd, const ProducerConfig& prod
         spec.it_interval = to_timespec(producer.interval);
         if (::timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &spec, nullptr) !=
             0) {
-            errors.add();
+            counts.consumer_errors.add();
             log::emit(log::Level::err, "timerfd_settime failed after a clock step",
                       {{"fd", fd}, {"error", errno_text(errno)}});
         }

@@ -14,24 +14,10 @@
 #include <sstream>
 
 #include "evfly/fd.h"
+#include "sched_policy.h"
 
 namespace evfly::detail {
 namespace {
-
-int policy_number(SchedPolicy p) {
-    switch (p) {
-        case SchedPolicy::batch:
-            return SCHED_BATCH;
-        case SchedPolicy::idle:
-            return SCHED_IDLE;
-        case SchedPolicy::fifo:
-            return SCHED_FIFO;
-        case SchedPolicy::rr:
-            return SCHED_RR;
-        default:
-            return SCHED_OTHER;
-    }
-}
 
 std::string failure(const std::string& key, const std::string& call, int err) {
     std::string why = "key '" + key + "': " + call + ": " + errno_text(err);
@@ -77,7 +63,7 @@ std::string apply_placement(const Placement& p, const PlacementDefaults& default
     }
     if (::sched_setaffinity(tid, sizeof set, &set) != 0)
         return failure(prefix + "cpus", "sched_setaffinity", errno);
-    const int policy = p.policy ? policy_number(*p.policy) : defaults.policy;
+    const int policy = p.policy ? sched_policy_of(*p.policy).number : defaults.policy;
     sched_param param{};
     param.sched_priority = p.policy ? p.priority : defaults.priority;
     if (::sched_setscheduler(tid, policy, &param) != 0)
@@ -178,11 +164,7 @@ std::vector<ThreadState> observe_threads() noexcept try {
                 t.cpus_allowed =
                     line.substr(std::min(line.find_first_not_of(" \t", 18), line.size()));
         const int policy = ::sched_getscheduler(t.tid);
-        t.policy = policy == SCHED_FIFO    ? "fifo"
-                   : policy == SCHED_RR    ? "rr"
-                   : policy == SCHED_BATCH ? "batch"
-                   : policy == SCHED_IDLE  ? "idle"
-                                           : "other";
+        t.policy = sched_policy_of(policy).name;
         sched_param param{};
         if (::sched_getparam(t.tid, &param) == 0) t.priority = param.sched_priority;
         errno = 0;

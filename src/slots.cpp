@@ -1,6 +1,7 @@
 #include "slots.h"
 
 #include <stdexcept>
+#include <string>
 
 namespace evfly::detail {
 
@@ -11,10 +12,21 @@ std::uint64_t SlotTable::available() const {
     return free_.size() + (std::uint64_t{kMaxChunks} * kChunkSize - used_);
 }
 
+namespace {
+
+[[noreturn]] void throw_full() {
+    throw std::length_error("too many producer slots (at most " + std::to_string(kMaxSlots) + ")");
+}
+
+}  // namespace
+
+void SlotTable::check_room(std::uint64_t count) const {
+    if (count > available()) throw_full();
+}
+
 std::vector<std::uint32_t> SlotTable::allocate(std::uint32_t count) {
     MutexLock lock(mutex_);
-    if (count > free_.size() + (std::uint64_t{kMaxChunks} * kChunkSize - used_))
-        throw std::length_error("too many producer slots (at most 16M)");
+    if (count > free_.size() + (std::uint64_t{kMaxChunks} * kChunkSize - used_)) throw_full();
     std::vector<std::uint32_t> out;
     out.reserve(count);
     while (out.size() < count && !free_.empty()) {

@@ -106,7 +106,7 @@ class SlotTable {
   public:
     static constexpr std::uint32_t kChunkBits = 10;
     static constexpr std::uint32_t kChunkSize = 1u << kChunkBits;
-    static constexpr std::uint32_t kMaxChunks = 16384;  // 16M slots
+    static constexpr std::uint32_t kMaxChunks = kMaxSlots / kChunkSize;
 
     SlotTable();
     Slot& operator[](std::uint32_t index) const noexcept {
@@ -116,6 +116,8 @@ class SlotTable {
     // `count` slots, reused ones first; throws std::length_error when the table is full. Safe
     // from any thread: per-event producers grow their share as their fds in flight grow.
     std::vector<std::uint32_t> allocate(std::uint32_t count) EXCLUDES(mutex_);
+    // Throws std::length_error unless `count` more slots could be allocated now.
+    void check_room(std::uint64_t count) const EXCLUDES(mutex_);
     void release(std::span<const std::uint32_t> indices) EXCLUDES(mutex_);
     [[nodiscard]] std::uint64_t available() const EXCLUDES(mutex_);
 

@@ -137,6 +137,20 @@ nlohmann::ordered_json placement(const RunResult& result) {
 
 double to_s(Nanos d) { return std::chrono::duration<double>(d).count(); }
 
+// Every producer count added up, what was lost, and the pool's and the log's counts.
+nlohmann::ordered_json totals_json(const Report& report, const Totals& totals,
+                                   std::uint64_t log_dropped) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::object();
+    ProducerCounts::each(
+        totals, totals, [&out](const char* name, std::uint64_t count, auto) { out[name] = count; });
+    out["lost"] = totals.lost;
+    PoolCounts::each(report, report,
+                     [&out](const char* name, std::uint64_t count, auto) { out[name] = count; });
+    out["log_dropped"] = log_dropped;
+    out["log_sink_errors"] = log::sink_errors();
+    return out;
+}
+
 }  // namespace
 
 std::uint64_t peak_rss_kib() {
@@ -170,23 +184,11 @@ std::string summary_json(const RunResult& result, const Resources& resources,
     const Totals totals = report.totals();
     nlohmann::ordered_json producers = nlohmann::ordered_json::array();
     for (const auto& p : report.producers) {
-        nlohmann::ordered_json entry = {{"name", p.name},
-                                        {"kind", to_string(p.kind)},
-                                        {"threads", p.threads},
-                                        {"fired", p.fired},
-                                        {"value_written", p.value_written},
-                                        {"value_read", p.value_read},
-                                        {"expirations", p.expirations},
-                                        {"overruns", p.overruns},
-                                        {"write_retries", p.write_retries},
-                                        {"fd_exhaustion", p.fd_exhaustion},
-                                        {"errors", p.errors},
-                                        {"due", p.due},
-                                        {"late", p.late},
-                                        {"skipped", p.skipped},
-                                        {"backlog", p.backlog()},
-                                        {"stalls", p.stalls},
-                                        {"clock_jumps", p.clock_jumps}};
+        nlohmann::ordered_json entry = {
+            {"name", p.name}, {"kind", to_string(p.kind)}, {"threads", p.threads}};
+        ProducerCounts::each(
+            p, p, [&entry](const char* name, std::uint64_t count, auto) { entry[name] = count; });
+        entry["backlog"] = p.backlog();
         if (p.kind == ProducerKind::eventfd) entry["fd_mode"] = to_string(p.fd_mode);
         producers.push_back(std::move(entry));
     }
@@ -196,28 +198,7 @@ std::string summary_json(const RunResult& result, const Resources& resources,
         {"consumers", report.consumers},
         {"drained", result.drained},
         {"producers", producers},
-        {"totals",
-         {{"fired", totals.fired},
-          {"value_written", totals.value_written},
-          {"value_read", totals.value_read},
-          {"lost", totals.lost},
-          {"events_dispatched", report.events_dispatched},
-          {"epoll_wakeups", report.epoll_wakeups},
-          {"epoll_returns", report.epoll_returns},
-          {"spin_polls", report.spin_polls},
-          {"expirations", totals.expirations},
-          {"overruns", totals.overruns},
-          {"stale_events", report.stale_events},
-          {"consumer_errors", report.consumer_errors},
-          {"handler_errors", report.handler_errors},
-          {"fd_exhaustion", totals.fd_exhaustion},
-          {"log_dropped", log_dropped},
-          {"log_sink_errors", log::sink_errors()},
-          {"due", totals.due},
-          {"late", totals.late},
-          {"skipped", totals.skipped},
-          {"stalls", totals.stalls},
-          {"clock_jumps", totals.clock_jumps}}},
+        {"totals", totals_json(report, totals, log_dropped)},
         {"reloads", {{"ok", result.reloads_ok}, {"failed", result.reloads_failed}}},
         {"latency_ns",
          {{"eventfd", latency(report.eventfd_latency)},

@@ -71,6 +71,18 @@ struct ProducerConfig {
     return p.kind == ProducerKind::eventfd && p.fd_mode == FdMode::per_event;
 }
 
+// Registrations (slots) evflyd can hold at once, over every producer: each per-event fd in
+// flight, each timer, each persistent or semaphore thread.
+inline constexpr std::uint64_t kMaxSlots = std::uint64_t{1} << 24;  // 16M
+// Slots one thread of `p` may hold at most, and all its threads together.
+[[nodiscard]] inline std::uint32_t slots_per_thread(const ProducerConfig& p) noexcept {
+    if (p.kind == ProducerKind::timerfd) return p.timers;
+    return p.fd_mode == FdMode::per_event ? p.max_in_flight : 1;
+}
+[[nodiscard]] inline std::uint64_t slots_needed(const ProducerConfig& p) noexcept {
+    return std::uint64_t{slots_per_thread(p)} * p.threads;
+}
+
 struct Config {
     std::string source;  // where it came from: a path or "<embedded default>"
     struct Daemon {

@@ -12,11 +12,9 @@
 
 namespace evfly {
 
-struct ProducerReport {
-    std::string name;
-    ProducerKind kind = ProducerKind::eventfd;
-    FdMode fd_mode = FdMode::per_event;
-    std::uint32_t threads = 0;
+// A producer's counts. each() is the one list of them: a new count is a member and a line there,
+// and accumulating, totals and the summary follow.
+struct ProducerCounts {
     std::uint64_t fired = 0;          // eventfd: writes; timerfd: expirations (the kernel fires)
     std::uint64_t value_written = 0;  // sum of the values written (timerfd: expirations)
     std::uint64_t value_read = 0;     // sum of the values read back (timerfd: expirations)
@@ -36,11 +34,66 @@ struct ProducerReport {
     std::uint64_t stalls = 0;       // episodes with an event in flight longer than stall_after
     std::uint64_t clock_jumps = 0;  // timerfd (realtime): reads that failed with ECANCELED
 
+    // Calls f(name, a.count, b.count) for every count of `a` and `b` (ProducerCounts or derived
+    // from it), with its name in the summary, in the summary's order.
+    template <typename A, typename B, typename F>
+    static void each(A& a, B& b, F&& f) {
+        f("fired", a.fired, b.fired);
+        f("value_written", a.value_written, b.value_written);
+        f("value_read", a.value_read, b.value_read);
+        f("expirations", a.expirations, b.expirations);
+        f("overruns", a.overruns, b.overruns);
+        f("write_retries", a.write_retries, b.write_retries);
+        f("fd_exhaustion", a.fd_exhaustion, b.fd_exhaustion);
+        f("errors", a.errors, b.errors);
+        f("due", a.due, b.due);
+        f("late", a.late, b.late);
+        f("skipped", a.skipped, b.skipped);
+        f("stalls", a.stalls, b.stalls);
+        f("clock_jumps", a.clock_jumps, b.clock_jumps);
+    }
+    void add(const ProducerCounts& other) noexcept {
+        each(*this, other,
+             [](const char*, std::uint64_t& into, std::uint64_t more) { into += more; });
+    }
     // Scheduled fires neither fired nor skipped yet: the producer is this far behind.
     [[nodiscard]] std::uint64_t backlog() const noexcept {
         return due > fired + skipped ? due - fired - skipped : 0;
     }
 };
+
+struct ProducerReport : ProducerCounts {
+    std::string name;
+    ProducerKind kind = ProducerKind::eventfd;
+    FdMode fd_mode = FdMode::per_event;
+    std::uint32_t threads = 0;
+};
+
+// The consumer pool's counts, as plain numbers (PoolCounts) or as the counters a consumer keeps
+// (PoolCountsOf<Counter>). each() is the one list of them.
+template <typename T>
+struct PoolCountsOf {
+    T events_dispatched{};  // epoll events handed to a handler
+    T epoll_wakeups{};      // consumer epoll_wait returns that brought work
+    T epoll_returns{};      // every blocking consumer epoll_wait return (the stop's too)
+    T spin_polls{};         // non-blocking epoll_wait calls while spinning (daemon.spin)
+    T stale_events{};       // events for a registration retired meanwhile (a reload, the stop)
+    T consumer_errors{};    // failed reads / epoll_ctl calls in consumers (logged)
+    T handler_errors{};     // exceptions out of event handlers, caught (logged)
+
+    // Calls f(name, a.count, b.count) for every count of `a` and `b`, with its summary name.
+    template <typename A, typename B, typename F>
+    static void each(A& a, B& b, F&& f) {
+        f("events_dispatched", a.events_dispatched, b.events_dispatched);
+        f("epoll_wakeups", a.epoll_wakeups, b.epoll_wakeups);
+        f("epoll_returns", a.epoll_returns, b.epoll_returns);
+        f("spin_polls", a.spin_polls, b.spin_polls);
+        f("stale_events", a.stale_events, b.stale_events);
+        f("consumer_errors", a.consumer_errors, b.consumer_errors);
+        f("handler_errors", a.handler_errors, b.handler_errors);
+    }
+};
+using PoolCounts = PoolCountsOf<std::uint64_t>;
 
 // The oldest event in flight: a per-event fd not yet consumed, a persistent value not yet read,
 // or a timer expiration not yet read.
@@ -50,19 +103,9 @@ struct InFlightAge {
     int fd = -1;
 };
 
-struct Totals {
-    std::uint64_t fired = 0;
-    std::uint64_t value_written = 0;
-    std::uint64_t value_read = 0;
+// Every producer's counts added up.
+struct Totals : ProducerCounts {
     std::int64_t lost = 0;  // value_written - value_read; 0 after a complete drain
-    std::uint64_t expirations = 0;
-    std::uint64_t overruns = 0;
-    std::uint64_t fd_exhaustion = 0;  // episodes of EMFILE/ENFILE, all producers
-    std::uint64_t due = 0;
-    std::uint64_t late = 0;
-    std::uint64_t skipped = 0;
-    std::uint64_t stalls = 0;
-    std::uint64_t clock_jumps = 0;
 };
 
 // Latency by where the hand-off ran, for one consumer CPU (the CPU a consumer read on; -1: not
@@ -93,16 +136,9 @@ void merge_by_cpu(std::vector<CpuLatency>& into, const std::vector<CpuLatency>& 
 [[nodiscard]] std::vector<CpuLatency> since_by_cpu(const std::vector<CpuLatency>& now,
                                                    const std::vector<CpuLatency>& earlier);
 
-struct Report {
+struct Report : PoolCounts {
     std::uint32_t consumers = 0;
     std::vector<ProducerReport> producers;
-    std::uint64_t events_dispatched = 0;  // epoll events handed to a handler
-    std::uint64_t epoll_wakeups = 0;      // consumer epoll_wait returns that brought work
-    std::uint64_t epoll_returns = 0;  // every blocking consumer epoll_wait return (the stop's too)
-    std::uint64_t spin_polls = 0;     // non-blocking epoll_wait calls while spinning (daemon.spin)
-    std::uint64_t stale_events = 0;   // events for a registration retired meanwhile (stop only)
-    std::uint64_t consumer_errors = 0;   // failed reads / epoll_ctl calls in consumers (logged)
-    std::uint64_t handler_errors = 0;    // exceptions out of event handlers, caught (logged)
     HistogramSnapshot eventfd_latency;   // due (as the schedule called for it) to consumed, ns
     HistogramSnapshot eventfd_delivery;  // written to consumed, ns
     HistogramSnapshot timerfd_latency;   // lateness behind the due tick, ns
