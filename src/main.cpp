@@ -16,6 +16,7 @@
 #include "evfly/fd.h"
 #include "evfly/log.h"
 #include "evfly/summary.h"
+#include "evfly/system.h"
 
 namespace {
 

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "evfly/config.h"
-#include "evfly/daemon.h"
 #include "evfly/fd.h"
+#include "evfly/thread_state.h"
 
 namespace evfly::detail {
 

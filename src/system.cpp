@@ -1,10 +1,13 @@
+// The process-wide setup of evflyd (system.h).
+#include "evfly/system.h"
+
 #include <pthread.h>
 #include <sys/resource.h>
 
 #include <csignal>
 #include <cstddef>
+#include <system_error>
 
-#include "evfly/daemon.h"
 #include "evfly/fd.h"
 
 namespace evfly {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,8 +15,10 @@
 #include "evfly/config.h"
 #include "evfly/duration.h"
 #include "evfly/host.h"
+#include "evfly/notify.h"
 #include "evfly/report.h"
 #include "evfly/slo.h"
+#include "evfly/thread_state.h"
 
 namespace evfly {
 
@@ -23,19 +26,8 @@ struct RunOptions {
     std::optional<Nanos> run_for;  // stop as on SIGTERM after this long
     // Reads the config again for a reload (SIGHUP); throws ConfigError when it is invalid.
     std::function<Config()> reload;
-};
-
-// One thread as the kernel reports it (/proc/self/task, sched_getscheduler): where it runs and
-// how it is scheduled.
-struct ThreadState {
-    std::string name;
-    int tid = 0;
-    int cpu = -1;              // the CPU it last ran on (/proc/.../stat field 39)
-    std::string cpus_allowed;  // Cpus_allowed_list
-    std::string policy;        // other, batch, idle, fifo, rr
-    int priority = 0;
-    int nice = 0;
-    std::uint64_t timer_slack_ns = 0;
+    // Where ready, reloading, stopping, status and the watchdog go; systemd's when null.
+    std::shared_ptr<Notifier> notifier;
 };
 
 struct RunResult {
@@ -61,13 +53,5 @@ struct RunResult {
 
 // Throws std::system_error when a resource it needs at start-up cannot be had.
 RunResult run_daemon(const Config& config, const RunOptions& options);
-
-// Blocks every signal in the calling thread; threads started later inherit the mask.
-void block_all_signals();
-// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the limit now in force.
-std::uint64_t raise_fd_limit();
-// Gives every thread created from now on a small stack (sanitized builds excepted); called
-// before the first thread starts.
-void set_thread_stack_size();
 
 }  // namespace evfly

@@ -1,19 +1,22 @@
-#include "evfly/daemon.h"
-
+// The supervisor: the main thread's loop over signals and timers, the watchdog policy, and the
+// final result. A reload's transaction is in reload.cpp; what it tells systemd goes through a
+// Notifier (notify.h).
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <array>
 #include <csignal>
 #include <cstring>
 
+#include "evfly/daemon.h"
 #include "evfly/engine.h"
 #include "evfly/epoll.h"
 #include "evfly/log.h"
 #include "evfly/metrics.h"
+#include "evfly/notify.h"
 #include "placement.h"
+#include "reload.h"
 #include "stats_reporter.h"
 
 namespace evfly {
@@ -76,6 +79,7 @@ class Supervisor {
   public:
     Supervisor(const Config& config, const RunOptions& options)
         : options_(options),
+          notifier_(options.notifier ? options.notifier : systemd_notifier()),
           config_(config),
           start_(Clock::now()),
           signals_(make_signalfd()),
@@ -98,10 +102,9 @@ class Supervisor {
             set_timer(run_timer_, std::max(*options.run_for, Nanos(1)), Nanos(0));
             (void)loop_.add(run_timer_.get(), EPOLLIN, kRunFor);
         }
-        std::uint64_t watchdog_usec = 0;
-        if (::sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+        if (const auto interval = notifier_->watchdog_interval(); interval.count() > 0) {
             // Ping at half the interval, as sd_watchdog_enabled(3) recommends.
-            const Nanos half(static_cast<std::int64_t>(watchdog_usec) * 500);
+            const Nanos half = std::chrono::duration_cast<Nanos>(interval) / 2;
             watchdog_limit_ = 2 * half;
             watchdog_timer_ = make_timer();
             set_timer(watchdog_timer_, half, half);
@@ -139,8 +142,7 @@ class Supervisor {
                                               ? config_.daemon.cpu_dma_latency->count() / 1000
                                               : -1}});
         warn_if_spinning_realtime();
-        ::sd_notifyf(0, "READY=1\nSTATUS=running: %u consumers, %u producer threads",
-                     config_.daemon.consumers, producer_threads(config_));
+        notifier_->ready(running_status(false));
         std::string reason;
         while (reason.empty()) reason = wait_once();
         return finish(reason);
@@ -202,8 +204,7 @@ class Supervisor {
 
     void on_stats() {
         engine_.collect();
-        const std::string status = stats_.report();
-        ::sd_notifyf(0, "STATUS=%s", status.c_str());
+        notifier_->status(stats_.report());
         metrics_.write(stats_.last(), extras());
     }
 
@@ -247,7 +248,7 @@ class Supervisor {
                 log::emit(log::Level::warn,
                           "consumers make progress again; watchdog pings resumed");
             }
-            ::sd_notify(0, "WATCHDOG=1");
+            notifier_->watchdog();
         } else if (!withholding_) {
             withholding_ = true;
             log::emit(log::Level::err, "consumer stuck on one event; withholding the watchdog ping",
@@ -259,11 +260,7 @@ class Supervisor {
 
     // SIGHUP: read the config again and apply what changed, or keep the running one untouched.
     void reload() {
-        timespec now{};
-        ::clock_gettime(CLOCK_MONOTONIC, &now);
-        ::sd_notifyf(0, "RELOADING=1\nSTATUS=reloading the config\nMONOTONIC_USEC=%llu",
-                     static_cast<unsigned long long>(now.tv_sec) * 1'000'000ULL +
-                         static_cast<unsigned long long>(now.tv_nsec / 1000));
+        notifier_->reloading();
         log::emit(log::Level::info, "reloading the config");
         bool ok = false;
         try {
@@ -284,9 +281,13 @@ class Supervisor {
             log::emit(log::Level::err, "reload failed", {{"error", e.what()}});
         }
         ++(ok ? reloads_ok_ : reloads_failed_);
-        ::sd_notifyf(0, "READY=1\nSTATUS=running: %u consumers, %u producer threads%s",
-                     config_.daemon.consumers, producer_threads(config_),
-                     ok ? "" : " (last reload failed)");
+        notifier_->ready(running_status(!ok));
+    }
+
+    std::string running_status(bool last_reload_failed) const {
+        return "running: " + std::to_string(config_.daemon.consumers) + " consumers, " +
+               std::to_string(producer_threads(config_)) + " producer threads" +
+               (last_reload_failed ? " (last reload failed)" : "");
     }
 
     // A real-time consumer that spins never blocks while events keep coming, and the kernel's
@@ -304,112 +305,46 @@ class Supervisor {
                    {"policy", to_string(*policy)}});
     }
 
-    // Applies a valid config. The log settings go first, as they can still fail (a log file
-    // that cannot be opened) with nothing changed.
+    // Applies a valid config: the process-wide settings, the log and the engine all or nothing
+    // (reload.cpp), then what is the supervisor's own, which cannot fail.
     void apply(const Config& next) {
-        std::string changes;
-        const auto note = [&changes](const char* what) {
-            changes += changes.empty() ? "" : ",";
-            changes += what;
-        };
-        // Process-wide settings first: memory locking and the CPU wake-up latency request can
-        // fail (EPERM, RLIMIT_MEMLOCK, a device the unit does not allow) with nothing changed,
-        // and are undone if anything after them fails.
-        const bool mlockall_before = config_.daemon.mlockall;
-        const std::optional<Nanos> wake_before = config_.daemon.cpu_dma_latency;
-        const auto undo_process_settings = [&] {
-            if (config_.daemon.cpu_dma_latency != wake_before) {
-                (void)wake_latency_.set(wake_before);
-                config_.daemon.cpu_dma_latency = wake_before;
-            }
-            if (config_.daemon.mlockall != mlockall_before) {
-                (void)detail::apply_mlockall(mlockall_before);
-                config_.daemon.mlockall = mlockall_before;
-            }
-        };
-        if (next.daemon.mlockall != config_.daemon.mlockall) {
-            if (const std::string why = detail::apply_mlockall(next.daemon.mlockall); !why.empty())
-                throw std::system_error(EPERM, std::generic_category(), why);
-            config_.daemon.mlockall = next.daemon.mlockall;
-            note("daemon.mlockall");
-        }
-        if (next.daemon.cpu_dma_latency != config_.daemon.cpu_dma_latency) {
-            if (const std::string why = wake_latency_.set(next.daemon.cpu_dma_latency);
-                !why.empty()) {
-                undo_process_settings();
-                throw std::system_error(EPERM, std::generic_category(), why);
-            }
-            config_.daemon.cpu_dma_latency = next.daemon.cpu_dma_latency;
-            note("daemon.cpu_dma_latency");
-        }
-        const Config::Log log_before = config_.log;
-        if (next.log != config_.log) {
-            log::reconfigure(next.log);
-            config_.log = next.log;
-            note("log");
-        }
-        if (next.daemon.consumers != config_.daemon.consumers) note("daemon.consumers");
-        if (next.daemon.max_events != config_.daemon.max_events) note("daemon.max_events");
-        if (next.daemon.spin != config_.daemon.spin) note("daemon.spin");
-        if (next.daemon.placement != config_.daemon.placement) note("daemon.placement");
-        if (next.daemon.shutdown_timeout != config_.daemon.shutdown_timeout)
-            note("daemon.shutdown_timeout");
-        const bool producers_changed = next.producers != config_.producers;
-        if (producers_changed) note("producers");
-        try {
-            engine_.reconfigure(next);
-        } catch (...) {
-            // All or nothing: the engine has left everything as it ran; so do the log and the
-            // process-wide settings.
-            if (config_.log != log_before) {
-                log::reconfigure(log_before);
-                config_.log = log_before;
-            }
-            undo_process_settings();
-            throw;
-        }
-        config_.daemon.consumers = next.daemon.consumers;
-        config_.daemon.max_events = next.daemon.max_events;
-        config_.daemon.spin = next.daemon.spin;
-        config_.daemon.placement = next.daemon.placement;
-        config_.daemon.shutdown_timeout = next.daemon.shutdown_timeout;
-        config_.producers = next.producers;
+        ReloadChanges changes;
+        apply_reload(next, ReloadTargets{config_, engine_, wake_latency_}, changes);
         if (next.daemon.stall_after != config_.daemon.stall_after) {
             config_.daemon.stall_after = next.daemon.stall_after;
-            note("daemon.stall_after");
+            changes.note("daemon.stall_after");
         }
         if (next.daemon.warmup != config_.daemon.warmup) {
             config_.daemon.warmup = next.daemon.warmup;
-            note("daemon.warmup");
+            changes.note("daemon.warmup");
         }
         // New producers warm up as the first ones did.
-        if (producers_changed) begin_warmup();
+        if (changes.has("producers")) begin_warmup();
         if (next.slo != config_.slo) {
             config_.slo = next.slo;
-            note("slo");
+            changes.note("slo");
         }
         check_stalls();
         if (next.daemon.stats_interval != config_.daemon.stats_interval) {
             set_timer(stats_timer_, next.daemon.stats_interval, next.daemon.stats_interval);
             config_.daemon.stats_interval = next.daemon.stats_interval;
-            note("daemon.stats_interval");
+            changes.note("daemon.stats_interval");
         }
         if (next.metrics != config_.metrics) {
             metrics_.set_path(next.metrics.textfile);
             config_.metrics = next.metrics;
-            note("metrics");
+            changes.note("metrics");
         }
         config_.source = next.source;
-        if (changes.empty()) {
+        if (changes.keys.empty()) {
             log::emit(log::Level::info, "config unchanged; nothing to do");
         } else {
             log::emit(log::Level::info, "config reloaded",
                       {{"config", config_.source},
-                       {"changed", changes},
+                       {"changed", changes.joined()},
                        {"consumers", config_.daemon.consumers},
                        {"producer_threads", producer_threads(config_)}});
-            if (changes.find("daemon.spin") != std::string::npos ||
-                changes.find("daemon.placement") != std::string::npos)
+            if (changes.has("daemon.spin") || changes.has("daemon.placement"))
                 warn_if_spinning_realtime();
         }
     }
@@ -422,7 +357,7 @@ class Supervisor {
     }
 
     RunResult finish(const std::string& reason) {
-        ::sd_notify(0, "STOPPING=1");
+        notifier_->stopping();
         log::emit(log::Level::info, "stopping", {{"reason", reason}});
         // During the drain a second SIGTERM changes nothing (it stays blocked, unread), but a
         // second SIGINT, an operator's second Ctrl-C, ends the process at once: SIGINT is
@@ -477,6 +412,7 @@ class Supervisor {
     }
 
     const RunOptions& options_;
+    std::shared_ptr<Notifier> notifier_;
     Config config_;
     Clock::time_point start_;
     Epoll loop_;
