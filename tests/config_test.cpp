@@ -61,12 +61,6 @@ TEST(Config, EmbeddedDefaultIsTheClassicDemo) {
     EXPECT_EQ(c.producers[1].interval, std::chrono::seconds(3));
 }
 
-TEST(Config, ShippedAnnotatedConfigMatchesTheEmbeddedDefault) {
-    const Config shipped = evfly::load_config(EVFLY_SOURCE_DIR "/config/evfly.toml");
-    const Config embedded = parse_config(evfly::embedded_default_config(), evfly::kEmbeddedName);
-    EXPECT_EQ(evfly::to_toml(shipped), evfly::to_toml(embedded));
-}
-
 TEST(Config, EmptyOrWhitespaceOnlyFileIsRefused) {
     for (const char* text : {"", " \n\t\r\n"}) {
         const auto issues = issues_of(text);
