@@ -7,11 +7,14 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "log_format.h"
+
 namespace {
 
 std::string render(evfly::LogFormat format, const std::string& payload,
-                   spdlog::level::level_enum level = spdlog::level::info) {
-    const spdlog::details::log_msg msg(spdlog::source_loc{}, "evflyd", level,
+                   evfly::log::Level level = evfly::log::Level::info) {
+    const spdlog::details::log_msg msg(spdlog::source_loc{}, "evflyd",
+                                       static_cast<spdlog::level::level_enum>(level),
                                        spdlog::string_view_t(payload.data(), payload.size()));
     spdlog::memory_buf_t buf;
     evfly::log::make_formatter(format)->format(msg, buf);
@@ -79,7 +82,7 @@ TEST(LogText, IsOneReadableLine) {
     const std::string line = render(
         evfly::LogFormat::text,
         evfly::log::encode("stats", {{"events_per_s", 10.0}, {"config", "/etc/evfly/a b.toml"}}),
-        spdlog::level::warn);
+        evfly::log::Level::warn);
     EXPECT_NE(line.find(" warn ["), std::string::npos) << line;
     EXPECT_NE(line.find("] stats events_per_s=10.000 config=\"/etc/evfly/a b.toml\"\n"),
               std::string::npos)
@@ -89,7 +92,7 @@ TEST(LogText, IsOneReadableLine) {
 // journalctl -u evfly prints MESSAGE: it must carry the numbers, not a bare "stats".
 TEST(LogJournal, MessageIsTheReadableLineAndEveryFieldStaysAField) {
     const auto items =
-        evfly::log::journal_entry(spdlog::level::info, "supervisor",
+        evfly::log::journal_entry(evfly::log::Level::info, "supervisor",
                                   evfly::log::encode("stats", {{"events_per_s", 10.0},
                                                                {"eventfd_p99_us", 42.5},
                                                                {"behind", "paced:backlog=3"},

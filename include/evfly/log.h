@@ -14,13 +14,9 @@
 // shutdown() run on the supervisor thread.
 #pragma once
 
-#include <spdlog/common.h>
-#include <spdlog/formatter.h>
-
 #include <concepts>
 #include <cstdint>
 #include <initializer_list>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,7 +25,7 @@
 
 namespace evfly::log {
 
-using Level = spdlog::level::level_enum;
+enum class Level { trace, debug, info, warn, err, critical, off };
 
 // One field of a log line. Keeps views: the values must outlive the emit() call.
 class Field {
@@ -85,14 +81,9 @@ bool reopen();
 // Names the calling thread for logs and for the kernel (top -H shows the first 15 bytes).
 void set_thread_name(const std::string& name);
 
-// Exposed for tests and benchmarks: the payload encoding and the line formatters.
+// The payload of one line: the message and its fields, encoded in one string (what the
+// formatters in log_format.h render).
 std::string encode(std::string_view msg, std::initializer_list<Field> fields);
-std::unique_ptr<spdlog::formatter> make_formatter(LogFormat format);
-// The journal entry of one line: MESSAGE (the line as the text format prints it, without
-// timestamp, level and thread), PRIORITY, SYSLOG_IDENTIFIER, EVFLY_THREAD and every field as
-// EVFLY_<KEY>. `payload` is what encode() made.
-std::vector<std::string> journal_entry(Level level, std::string_view thread,
-                                       std::string_view payload);
 // Appends `text` to `out` as the inside of a JSON string.
 void json_escape(std::string_view text, std::string& out);
 const char* level_name(Level level) noexcept;

@@ -5,9 +5,10 @@
 #include <random>
 #include <vector>
 
-#include "slots.h"
 #include "evfly/histogram.h"
 #include "evfly/log.h"
+#include "log_format.h"
+#include "slots.h"
 
 namespace {
 
