@@ -150,11 +150,11 @@ void ConsumerThread::take_retire_token() {
     }
 }
 
-void ConsumerThread::serve(const ProducerConfig& producer, int fd, std::uint64_t value,
+void ConsumerThread::serve(const Handler& handler, int fd, std::uint64_t value,
                            std::int64_t latency_ns, int cpu, int fire_cpu) {
     try {
-        log_event(producer, fd, value, latency_ns, cpu, fire_cpu);
-        spend(producer);
+        log_event(handler, fd, value, latency_ns, cpu, fire_cpu);
+        spend(handler);
         if (shared_.hooks.throw_every != 0 && ++served_ % shared_.hooks.throw_every == 0)
             throw std::runtime_error("handler failure injected by EVFLY_TEST_THROW_EVERY");
     } catch (const std::exception& e) {
@@ -165,7 +165,7 @@ void ConsumerThread::serve(const ProducerConfig& producer, int fd, std::uint64_t
             return;
         }
         log::emit(log::Level::err, "event handler failed; the consumer carries on",
-                  {{"producer", producer.name},
+                  {{"producer", handler.producer()},
                    {"error", e.what()},
                    {"not_logged_since_last", handler_errors_unlogged_}});
         handler_error_logged_ns_ = now;
@@ -173,21 +173,21 @@ void ConsumerThread::serve(const ProducerConfig& producer, int fd, std::uint64_t
     }
 }
 
-void ConsumerThread::spend(const ProducerConfig& producer) {
+void ConsumerThread::spend(const Handler& handler) {
     // Busy work standing in for a handler's cost, so operators can size the pool realistically.
-    if (producer.work.count() == 0) return;
-    const std::int64_t until = steady_ns() + producer.work.count();
+    if (handler.work_ns == 0) return;
+    const std::int64_t until = steady_ns() + handler.work_ns;
     while (steady_ns() < until && !shared_.abandon.load(std::memory_order_relaxed)) {
     }
 }
 
-void ConsumerThread::log_event(const ProducerConfig& producer, int fd, std::uint64_t value,
+void ConsumerThread::log_event(const Handler& handler, int fd, std::uint64_t value,
                                std::int64_t latency_ns, int cpu, int fire_cpu) {
     if (!log::enabled(log::Level::debug)) return;
     log::emit(log::Level::debug, "event",
               {{"consumer", index_},
-               {"producer", producer.name},
-               {"kind", to_string(producer.kind)},
+               {"producer", handler.producer()},
+               {"kind", to_string(handler.kind)},
                {"fd", fd},
                {"value", value},
                {"latency_us", static_cast<double>(latency_ns) / 1000.0},

@@ -57,11 +57,11 @@ class alignas(64) ConsumerThread {
     void on_clock_set(Slot& slot, int fd, const ProducerConfig& producer);
     // The handler proper: the debug line and the modelled work. An exception from it is caught
     // and counted here, so the consumer's own bookkeeping (close or re-arm) always completes.
-    void serve(const ProducerConfig& producer, int fd, std::uint64_t value, std::int64_t latency_ns,
+    void serve(const Handler& handler, int fd, std::uint64_t value, std::int64_t latency_ns,
                int cpu, int fire_cpu);
-    void spend(const ProducerConfig& producer);
-    void log_event(const ProducerConfig& producer, int fd, std::uint64_t value,
-                   std::int64_t latency_ns, int cpu, int fire_cpu);
+    void spend(const Handler& handler);
+    void log_event(const Handler& handler, int fd, std::uint64_t value, std::int64_t latency_ns,
+                   int cpu, int fire_cpu);
     // Re-arms a persistent, semaphore or timer registration; a failure is counted and logged.
     void rearm(int fd, std::uint64_t token);
     // A read of `fd` (an eventfd or a timerfd, `what`) failed with `err`: counted and logged.

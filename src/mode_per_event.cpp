@@ -127,7 +127,8 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     SlotPool* owner = slot.owner.load(std::memory_order_relaxed);
     slot.value_read.add(value);
     const int cpu = record_eventfd(latency, now - written, fire_cpu);
-    serve(owner->config(), fd, value, latency, cpu, fire_cpu);
+    const Handler& handler = owner->handler();
+    serve(handler, fd, value, latency, cpu, fire_cpu);
     // close() is the detach, with no EPOLL_CTL_DEL first (one syscall less per event, measured in
     // tests/bench): this is the only descriptor of the eventfd (CLOEXEC, never dup'd, evflyd never
     // forks), so closing it releases the file and the kernel drops the registration with it.
@@ -140,7 +141,7 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
                           std::memory_order_release);
     released_.emplace_back(owner, index);
     // With a modelled handler cost, hand the fd back now rather than after the whole batch.
-    if (owner->config().work.count() > 0) flush_released();
+    if (handler.work_ns > 0) flush_released();
 }
 
 }  // namespace evfly::detail

@@ -111,8 +111,8 @@ void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
         const std::int64_t latency = due != 0 ? now - due : 0;
         int cpu = -1;
         if (due != 0) cpu = record_eventfd(latency, now - written, fire_cpu);
-        const ProducerConfig& producer = slot.owner.load(std::memory_order_relaxed)->config();
-        serve(producer, fd, value, latency, cpu, fire_cpu);
+        serve(slot.owner.load(std::memory_order_relaxed)->handler(), fd, value, latency, cpu,
+              fire_cpu);
     } else if (errno != EAGAIN) {
         read_failed("eventfd", fd, errno);
     }

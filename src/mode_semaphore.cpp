@@ -4,7 +4,9 @@
 //
 // Producer: each fire is one unit, its stamps pushed on a FIFO before the write. Consumer: read
 // one unit and re-arm at once (the next unit goes to another consumer), take the oldest stamps
-// from the FIFO, all under the slot's mutex; then serve the unit with the slot unlocked.
+// from the FIFO and a copy of what the handler needs, all under the slot's mutex; then serve the
+// unit with the slot unlocked, from those copies only: a reload may retire the producer and free
+// it as soon as the lock is let go.
 #include <unistd.h>
 
 #include <cerrno>
@@ -52,31 +54,34 @@ void ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint
     // One unit per read, and the fd re-armed before the unit is handled: the next unit goes to
     // another consumer at once, so the consumers share one fd's units like a work queue.
     FireStamp unit;
-    bool got = false;
+    Handler handler;
     int fd = -1;
-    SlotPool* owner = slot.owner.load(std::memory_order_relaxed);
     {
         std::lock_guard lock(slot.mutex);
         if (slot.generation.load(std::memory_order_acquire) != generation) {
-            counts.stale_events
-                .add();  // retired by its producer after epoll reported it; already accounted
+            counts.stale_events.add();  // retired by its producer after epoll reported it
             return;
         }
         fd = slot.fd.load(std::memory_order_relaxed);
+        bool got = false;
         std::uint64_t one = 0;
         if (::read(fd, &one, sizeof one) == static_cast<ssize_t>(sizeof one)) {
             slot.value_read.add(one);
-            got = owner->take_unit(slot, unit);
+            SlotPool& owner = *slot.owner.load(std::memory_order_relaxed);
+            got = owner.take_unit(slot, unit);
+            // A copy: once the lock is let go, a reload may retire the producer and free it.
+            handler = owner.handler();
         } else if (errno != EAGAIN) {
             read_failed("eventfd", fd, errno);
         }
         rearm(fd, make_token(index, generation));
+        if (!got) return;
     }
-    if (!got) return;
+    // Nothing of the slot or its producer from here on: the unit and the handler are copies.
     const std::int64_t now = steady_ns();
     const std::int64_t latency = now - unit.due;
     const int cpu = record_eventfd(latency, now - unit.written, unit.cpu);
-    serve(owner->config(), fd, 1, latency, cpu, unit.cpu);
+    serve(handler, fd, 1, latency, cpu, unit.cpu);
 }
 
 }  // namespace evfly::detail

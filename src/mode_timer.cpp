@@ -75,7 +75,8 @@ void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t
         return;
     }
     const int fd = slot.fd.load(std::memory_order_relaxed);
-    const ProducerConfig& producer = slot.owner.load(std::memory_order_relaxed)->config();
+    const SlotPool& owner = *slot.owner.load(std::memory_order_relaxed);
+    const ProducerConfig& producer = owner.config();
     std::uint64_t ticks = 0;
     ssize_t got = ::read(fd, &ticks, sizeof ticks);
     if (got == static_cast<ssize_t>(sizeof ticks) && shared_.hooks.timer_cancel_every != 0 &&
@@ -99,7 +100,7 @@ void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t
         const int cpu = current_cpu();
         shared_.cpu_latency.record_timer(cpu,
                                          static_cast<std::uint64_t>(lateness > 0 ? lateness : 0));
-        serve(producer, fd, ticks, lateness, cpu, -1);
+        serve(owner.handler(), fd, ticks, lateness, cpu, -1);
     } else if (got < 0 && errno == ECANCELED) {
         on_clock_set(slot, fd, producer);
     } else if (got < 0 && errno != EAGAIN) {

@@ -1,9 +1,18 @@
 #include "slots.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
 namespace evfly::detail {
+
+Handler Handler::of(const ProducerConfig& p) noexcept {
+    Handler h;
+    p.name.copy(h.name.data(), std::min(p.name.size(), kMaxName));
+    h.kind = p.kind;
+    h.work_ns = p.work.count();
+    return h;
+}
 
 SlotTable::SlotTable() : chunks_(std::make_unique<std::atomic<Slot*>[]>(kMaxChunks)) {}
 

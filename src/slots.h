@@ -14,12 +14,14 @@
 //   every fd it registered is closed.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "counter.h"
@@ -50,17 +52,32 @@ struct FireStamp {
     std::int32_t cpu = -1;
 };
 
-// What a consumer needs of a slot's producer, and no more: its config, and a way to hand
-// per-event slots back once their fds are closed.
+// What a consumer's handler needs of a producer: small and trivially copyable, so that a consumer
+// can copy it while it holds a slot and serve the event after letting go (semaphore units),
+// whatever becomes of the producer meanwhile.
+struct Handler {
+    static constexpr std::size_t kMaxName = 32;  // config names are 1..32 characters
+    std::array<char, kMaxName + 1> name{};
+    ProducerKind kind = ProducerKind::eventfd;
+    std::int64_t work_ns = 0;  // modelled handler cost
+
+    static Handler of(const ProducerConfig& p) noexcept;
+    [[nodiscard]] std::string_view producer() const noexcept { return name.data(); }
+};
+
+// What a consumer needs of a slot's producer, and no more: its config, what its handler needs,
+// and a way to hand per-event slots back once their fds are closed.
 struct Slot;
 
 class SlotPool {
   public:
-    explicit SlotPool(const ProducerConfig& config) : config_(config) {}
+    explicit SlotPool(const ProducerConfig& config)
+        : config_(config), handler_(Handler::of(config)) {}
     virtual ~SlotPool() = default;
     SlotPool(const SlotPool&) = delete;
     SlotPool& operator=(const SlotPool&) = delete;
     [[nodiscard]] const ProducerConfig& config() const noexcept { return config_; }
+    [[nodiscard]] const Handler& handler() const noexcept { return handler_; }
     // Called by a consumer when it has closed per-event fds of this pool: once per epoll_wait
     // batch, with every slot of this pool the batch closed. Safe from any thread.
     virtual void release_slots(const std::uint32_t* indices, std::size_t count) = 0;
@@ -70,6 +87,7 @@ class SlotPool {
 
   protected:
     const ProducerConfig& config_;
+    const Handler handler_;
 };
 
 struct alignas(64) Slot {

@@ -602,3 +602,37 @@ max_in_flight = 777216
     EXPECT_EQ(threads_named(""), before);
     ASSERT_TRUE(engine.stop(std::chrono::steady_clock::now() + 10s));
 }
+
+// A semaphore unit is served with the slot unlocked, so that consumers share one fd's units; a
+// reload may remove its producer (and free it) meanwhile. Under AddressSanitizer, serving must
+// never touch the removed producer: every handler here works 5 ms and then throws (logged with
+// the producer's name), while the producer is added and removed a few hundred times.
+TEST(EngineReload, SemaphoreUnitsServedWhileTheirProducerIsRemoved) {
+    evfly::TestHooks hooks;
+    hooks.throw_every = 1;
+    const std::string base = "[daemon]\nconsumers = 2\n";
+    const std::string sem = base + R"(
+[[producer]]
+name = "sem"
+kind = "eventfd"
+rate = 2000
+fd_mode = "semaphore"
+work = "5ms"
+)";
+    Engine engine(config_of(base), hooks);
+    engine.start();
+    for (int i = 0; i < 300; ++i) {
+        engine.reconfigure(config_of(sem));
+        std::this_thread::sleep_for(3ms);  // a unit or two in hand, each for 5 ms
+        engine.reconfigure(config_of(base));
+        for (int j = 0; j < 5; ++j) {  // released (freed) while the units are still served
+            std::this_thread::sleep_for(1ms);
+            engine.collect();
+        }
+    }
+    ASSERT_TRUE(engine.stop(std::chrono::steady_clock::now() + 10s));
+    const Report r = report_of(engine);
+    EXPECT_EQ(r.totals().lost, 0);
+    ASSERT_EQ(r.producers.size(), 1u);
+    EXPECT_GT(r.handler_errors, 300u);  // units were really served across the removals
+}
