@@ -56,14 +56,23 @@ struct Engine::Impl {
     // Why the threads just started could not all be placed as configured ("" when they were).
     [[nodiscard]] std::string placement_errors() const;
 
-    // Reload (engine_reload.cpp). New consumers get `placement`.
-    void resize_pool(std::uint32_t target, std::int64_t deadline_ns, const Placement& placement);
-    // Applies `next` to the running consumers and to the threads of `specs[i]` (those of
-    // producers whose placement alone changed, with their new placement); on a failure puts back
-    // what it changed and returns why.
-    std::string replace_placements(
-        const Placement& consumers_next,
-        const std::vector<std::pair<detail::Spec*, Placement>>& producers_next);
+    // Reload (engine_reload.cpp). Grows or shrinks the pool to `target`; consumers it starts
+    // get `placement`, and are returned.
+    std::vector<detail::ConsumerThread*> resize_pool(std::uint32_t target, std::int64_t deadline_ns,
+                                                     const Placement& placement);
+    // The steps of a reload's transaction (see Engine::reconfigure): place the running threads
+    // whose placement changes, start what is new, undo both, or commit.
+    void place_running(const Config& next,
+                       const std::vector<std::pair<detail::Spec*, Placement>>& replaced,
+                       detail::PlacementTxn& placements);
+    void start_new(const Config& next, const std::vector<std::unique_ptr<detail::Spec>*>& unchanged,
+                   std::vector<std::unique_ptr<detail::Spec>>& fresh,
+                   detail::PlacementTxn& placements, std::int64_t deadline);
+    void undo_start(std::vector<std::unique_ptr<detail::Spec>>& fresh,
+                    detail::PlacementTxn& placements, std::int64_t deadline);
+    bool commit(const Config& next, const std::vector<std::unique_ptr<detail::Spec>*>& unchanged,
+                const std::vector<std::pair<detail::Spec*, Placement>>& replaced,
+                std::vector<std::unique_ptr<detail::Spec>>& fresh, std::int64_t deadline);
 
     // Accounting and health (engine_report.cpp).
     [[nodiscard]] ProducerReport spec_report(const detail::Spec& spec) const;

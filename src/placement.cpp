@@ -88,6 +88,30 @@ std::string apply_placement(const Placement& p, const PlacementDefaults& default
     return {};
 }
 
+std::string PlacementTxn::place(pid_t tid, std::uint32_t index, const Placement& next,
+                                const Placement& previous, const std::string& prefix) {
+    if (tid == 0) return {};
+    undo_.push_back({tid, index, previous, prefix});
+    return apply_placement(next, defaults_, tid, index, prefix);
+}
+
+void PlacementTxn::started(pid_t tid, std::uint32_t index, const Placement& previous,
+                           const std::string& prefix) {
+    if (tid != 0) undo_.push_back({tid, index, previous, prefix});
+}
+
+std::string PlacementTxn::rollback() {
+    std::string why;
+    for (auto u = undo_.rbegin(); u != undo_.rend(); ++u) {
+        if (std::string failed =
+                apply_placement(u->previous, defaults_, u->tid, u->index, u->prefix);
+            !failed.empty() && why.empty())
+            why = std::move(failed);
+    }
+    undo_.clear();
+    return why;
+}
+
 std::string apply_mlockall(bool on) {
     if (on ? ::mlockall(MCL_CURRENT | MCL_FUTURE) == 0 : ::munlockall() == 0) return {};
     const int err = errno;

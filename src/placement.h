@@ -34,6 +34,40 @@ std::string apply_placement(const Placement& p, const PlacementDefaults& default
 
 pid_t current_tid() noexcept;
 
+// A reload's placement as one transaction. Each thread is recorded before anything is applied to
+// it, so rollback() puts back every thread the reload touched, the one whose placement failed
+// halfway (its CPUs set, its policy refused) included. A thread whose tid is still 0 has not
+// started yet and places itself when it runs: it is left alone (to the kernel, tid 0 is the
+// calling thread). Supervisor thread only.
+class PlacementTxn {
+  public:
+    explicit PlacementTxn(const PlacementDefaults& defaults) : defaults_(defaults) {}
+    PlacementTxn(const PlacementTxn&) = delete;
+    PlacementTxn& operator=(const PlacementTxn&) = delete;
+
+    // Places running thread `tid` (thread `index` of its group) as `next`; rollback() gives it
+    // `previous` again. Returns "" or why it failed, naming the key (`prefix` + key).
+    std::string place(pid_t tid, std::uint32_t index, const Placement& next,
+                      const Placement& previous, const std::string& prefix);
+    // A thread the reload started, which placed itself: rollback() gives it `previous`.
+    void started(pid_t tid, std::uint32_t index, const Placement& previous,
+                 const std::string& prefix);
+    // Puts back every thread recorded, the last first; returns why any could not be put back
+    // ("" when all were).
+    std::string rollback();
+    [[nodiscard]] std::size_t threads() const noexcept { return undo_.size(); }
+
+  private:
+    struct Undo {
+        pid_t tid;
+        std::uint32_t index;
+        Placement previous;
+        std::string prefix;
+    };
+    const PlacementDefaults& defaults_;
+    std::vector<Undo> undo_;
+};
+
 // mlockall(MCL_CURRENT | MCL_FUTURE) when `on`, munlockall() when not; "" or why it failed,
 // naming daemon.mlockall.
 std::string apply_mlockall(bool on);

@@ -178,6 +178,65 @@ TEST(Placement, APolicyTheProcessMayNotUseIsAClearError) {
     EXPECT_EQ(p.wait(20s), 0) << p.err();
 }
 
+// A reload's placement is all or nothing, run as nobody: one that moves the consumers to one
+// CPU and makes them real-time fails at the policy after the CPUs are set, and every consumer
+// keeps its CPUs; one that adds a real-time producer starts its thread, which cannot place
+// itself, and is refused, with that thread gone.
+TEST(Placement, AReloadThatCannotPlaceEveryThreadChangesNothing) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a copy as nobody";
+    if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs two CPUs to see a change";
+    TempDir dir;
+    std::filesystem::permissions(dir.path(), std::filesystem::perms(0777));
+    SpawnOptions spawn;
+    spawn.program = dir.path() + "/evflyd";
+    std::filesystem::copy_file(EVFLYD_PATH, spawn.program);
+    std::filesystem::permissions(spawn.program, std::filesystem::perms(0755));
+    spawn.uid = 65534;
+    const auto install = [&](const std::string& text) {
+        const std::string next = dir.write("next.toml", text);
+        std::filesystem::permissions(next, std::filesystem::perms(0644));
+        std::filesystem::rename(next, dir.path() + "/evfly.toml");
+    };
+    install(config_of("", ""));
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", dir.path() + "/evfly.toml", "--summary", summary}, spawn);
+    ASSERT_TRUE(wait_logged(p, "started")) << p.err();
+    const auto consumers = evfly::test::thread_ids(p.pid(), "consumer-");
+    ASSERT_EQ(consumers.size(), 2u);
+    std::vector<std::string> cpus_before;
+    for (const auto& tid : consumers) cpus_before.push_back(seen(p.pid(), tid).cpus);
+
+    install(config_of("cpus = \"1\"\npolicy = \"fifo\"\npriority = 10", ""));
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_logged(p, "reload failed", 1)) << p.err();
+    for (std::size_t i = 0; i < consumers.size(); ++i) {
+        EXPECT_EQ(seen(p.pid(), consumers[i]).cpus, cpus_before[i]) << consumers[i];
+        EXPECT_EQ(seen(p.pid(), consumers[i]).policy, SCHED_OTHER);
+    }
+
+    install(config_of("", "") +
+            "[[producer]]\nname = \"rt\"\nkind = \"eventfd\"\nrate = 100\npolicy = "
+            "\"fifo\"\npriority = 10\n");
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_logged(p, "reload failed", 2)) << p.err();
+    EXPECT_EQ(count_logged(p, "reload could not place its threads; nothing changed"), 2u)
+        << p.err();
+    EXPECT_EQ(count_logged(p, "config reloaded"), 0u) << p.err();
+    // The producer's thread stopped with the failed reload.
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; ++i) {
+        gone = evfly::test::thread_count(p.pid(), "producer-rt") == 0;
+        if (!gone) std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_TRUE(gone);
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(20s), 0) << p.err();
+    const json s = summary_of(summary);
+    EXPECT_EQ(s["reloads"]["failed"], 2);
+    EXPECT_EQ(s["reloads"]["ok"], 0);
+    expect_clean(s);
+}
+
 namespace {
 
 // The CPU wake-up latency the kernel honours now: the smallest request in force (PM QoS).
