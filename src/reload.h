@@ -28,8 +28,9 @@ struct ReloadChanges {
 };
 
 // Applies the process-wide settings, the log and the engine's part of `next` (consumers,
-// max_events, spin, placement, shutdown_timeout, producers). Throws, with all of it as it was,
-// when a step fails; the changed keys are added to `changes`.
+// max_events, spin, placement, shutdown_timeout, producers), in that order. Each step that
+// succeeds pushes its undo; when a later one fails, they run the last first and the exception
+// goes on, with the daemon as it was. The changed keys are added to `changes`.
 void apply_reload(const Config& next, const ReloadTargets& targets, ReloadChanges& changes);
 
 }  // namespace evfly

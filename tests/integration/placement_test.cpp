@@ -303,6 +303,39 @@ TEST(Placement, CpuWakeLatencyIsAskedWhileRunningAndChangedByAReload) {
     EXPECT_EQ(cpu_dma_latency(), before);
 }
 
+// A reload whose log file cannot be opened fails after memory locking and the CPU wake-up
+// latency request were applied: both are undone with it.
+TEST(Placement, AReloadWhoseLogCannotBeOpenedUndoesTheProcessSettings) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root for mlockall";
+    const std::int32_t before = cpu_dma_latency();
+    const bool pm_qos = before > 20;  // the device is there and nobody else asks for less
+    TempDir dir;
+    const std::string config = dir.write("evfly.toml", config_of("", ""));
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", config, "--summary", summary});
+    ASSERT_TRUE(wait_logged(p, "started")) << p.err();
+    const std::string plain = dir.write("plain", "a file, not a directory\n");
+    dir.write("next.toml",
+              "[daemon]\nconsumers = 2\nstats_interval = \"0s\"\nmlockall = true\n" +
+                  std::string(pm_qos ? "cpu_dma_latency = \"10us\"\n" : "") +
+                  "[log]\nsink = \"file\"\nfile = \"" + plain +
+                  "/evfly.log\"\n[[producer]]\nname = \"p\"\nkind = \"eventfd\"\nrate = 200\n");
+    std::filesystem::rename(dir.path() + "/next.toml", config);
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_logged(p, "reload failed")) << p.err();
+    EXPECT_EQ(count_logged(p, "config reloaded"), 0u) << p.err();
+    EXPECT_EQ(std::stol(status_field("/proc/" + std::to_string(p.pid()) + "/status", "VmLck")), 0);
+    if (pm_qos) {
+        EXPECT_EQ(cpu_dma_latency(), before);
+    }
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(20s), 0) << p.err();
+    const json s = summary_of(summary);
+    expect_clean(s);
+    EXPECT_EQ(s["reloads"]["failed"], 1);
+    EXPECT_EQ(s["placement"]["mlockall"], false);
+}
+
 // A real-time consumer that spins past the event gap never blocks, and the kernel's real-time
 // throttling then stops it for tens of ms each second: evflyd says so at the start and after a
 // reload that brings the two together, and not otherwise.
