@@ -23,8 +23,9 @@ const std::vector<std::string>& slo_latency_keys() {
 }
 
 const std::vector<std::string>& slo_count_keys() {
-    static const std::vector<std::string> keys{"max_lost",   "max_skipped",  "max_late",
-                                               "max_stalls", "max_overruns", "max_clock_jumps"};
+    static const std::vector<std::string> keys{
+        "max_lost",     "max_skipped",     "max_late",           "max_stalls",
+        "max_overruns", "max_clock_jumps", "max_drained_at_stop"};
     return keys;
 }
 

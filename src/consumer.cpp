@@ -99,7 +99,6 @@ void ConsumerThread::handle(std::uint64_t token) {
         take_retire_token();
         return;
     }
-    counts.events_dispatched.add();
     if (wedge_armed_) {  // test-only; a local flag, so the hot path touches no shared state
         wedge_armed_ = false;
         if (const std::int64_t ns = shared_.wedge_ns.exchange(0); ns > 0)
@@ -121,20 +120,26 @@ void ConsumerThread::handle(std::uint64_t token) {
         counts.stale_events.add();
         return;
     }
+    // The persistent, semaphore and timer halves check the generation once more under the
+    // slot's lock, which their producer's retire takes too.
+    bool handled = true;
     switch (mode) {
         case SlotMode::per_event:
             handle_per_event(slot, index);
             break;
         case SlotMode::persistent:
-            handle_persistent(slot, index, generation);
+            handled = handle_persistent(slot, index, generation);
             break;
         case SlotMode::semaphore:
-            handle_semaphore(slot, index, generation);
+            handled = handle_semaphore(slot, index, generation);
             break;
         case SlotMode::timer:
-            handle_timer(slot, index, generation);
+            handled = handle_timer(slot, index, generation);
             break;
     }
+    // Dispatched: handed to its handler; an event for a registration retired meanwhile is stale
+    // instead, never both.
+    (handled ? counts.events_dispatched : counts.stale_events).add();
 }
 
 void ConsumerThread::take_retire_token() {

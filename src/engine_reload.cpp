@@ -253,7 +253,8 @@ bool Engine::Impl::commit(const Config& next, const std::vector<std::unique_ptr<
                    {"fired", r.fired},
                    {"value_written", r.value_written},
                    {"value_read", r.value_read},
-                   {"in_flight", static_cast<std::int64_t>(r.value_written - r.value_read)}});
+                   {"in_flight", static_cast<std::int64_t>(r.value_written - r.value_read -
+                                                           r.drained_at_stop)}});
         retiring.push_back(std::move(spec));
         changed = true;
     }

@@ -45,7 +45,7 @@ ProducerReport Engine::Impl::spec_report(const Spec& spec) const {
             r.overruns += slot.overruns.get();
             r.clock_jumps += slot.clock_jumps.get();
         }
-        r.value_read += t->value_drained.get() + t->expirations_drained.get();
+        r.drained_at_stop += t->value_drained.get() + t->expirations_drained.get();
         r.overruns += t->overruns_drained.get();
         r.fired += t->fired.get();
         r.value_written += t->value_written.get();
@@ -59,7 +59,7 @@ ProducerReport Engine::Impl::spec_report(const Spec& spec) const {
     }
     if (r.kind == ProducerKind::timerfd) {
         // The kernel fires timers: what was written is what the expirations read say.
-        r.expirations = r.value_read;
+        r.expirations = r.value_read + r.drained_at_stop;
         r.fired = r.value_written = r.due = r.expirations;
     }
     return r;

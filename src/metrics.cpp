@@ -108,6 +108,9 @@ std::string prometheus_text(const Report& report, const MetricsExtras& extras) {
     counter_family(out, report, "evfly_values_read_total",
                    "Sum of the values read by consumers (timerfd: expirations).",
                    &ProducerReport::value_read);
+    counter_family(out, report, "evfly_drained_at_stop_total",
+                   "Values the producer's stop read because no consumer had (never handled).",
+                   &ProducerReport::drained_at_stop);
     counter_family(out, report, "evfly_overruns_total",
                    "Timer expirations beyond the first in one read.", &ProducerReport::overruns);
     counter_family(out, report, "evfly_schedule_due_total",

@@ -90,12 +90,10 @@ void ProducerThread::run_persistent(const std::stop_token& stop, bool semaphore)
     retire(slot);
 }
 
-void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation) {
+bool ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation) {
     std::lock_guard lock(slot.mutex);
     if (slot.generation.load(std::memory_order_acquire) != generation) {
-        counts.stale_events
-            .add();  // retired by its producer after epoll reported it; already accounted
-        return;
+        return false;  // retired by its producer after epoll reported it; already accounted
     }
     const int fd = slot.fd.load(std::memory_order_relaxed);
     std::uint64_t value = 0;
@@ -117,6 +115,7 @@ void ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
         read_failed("eventfd", fd, errno);
     }
     rearm(fd, make_token(index, generation));
+    return true;
 }
 
 }  // namespace evfly::detail

@@ -50,7 +50,7 @@ void ProducerThread::drain_units(Slot& slot, int fd) {
     slot.stamp.store(0, std::memory_order_relaxed);
 }
 
-void ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint32_t generation) {
+bool ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint32_t generation) {
     // One unit per read, and the fd re-armed before the unit is handled: the next unit goes to
     // another consumer at once, so the consumers share one fd's units like a work queue.
     FireStamp unit;
@@ -59,8 +59,7 @@ void ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint
     {
         std::lock_guard lock(slot.mutex);
         if (slot.generation.load(std::memory_order_acquire) != generation) {
-            counts.stale_events.add();  // retired by its producer after epoll reported it
-            return;
+            return false;  // retired by its producer after epoll reported it
         }
         fd = slot.fd.load(std::memory_order_relaxed);
         bool got = false;
@@ -75,13 +74,14 @@ void ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint
             read_failed("eventfd", fd, errno);
         }
         rearm(fd, make_token(index, generation));
-        if (!got) return;
+        if (!got) return true;
     }
     // Nothing of the slot or its producer from here on: the unit and the handler are copies.
     const std::int64_t now = steady_ns();
     const std::int64_t latency = now - unit.due;
     const int cpu = record_eventfd(latency, now - unit.written, unit.cpu);
     serve(handler, fd, 1, latency, cpu, unit.cpu);
+    return true;
 }
 
 }  // namespace evfly::detail

@@ -68,11 +68,10 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
     for (const std::uint32_t index : slots()) retire(shared_.slots[index]);
 }
 
-void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation) {
+bool ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation) {
     std::lock_guard lock(slot.mutex);
     if (slot.generation.load(std::memory_order_acquire) != generation) {
-        counts.stale_events.add();
-        return;
+        return false;  // retired by its producer after epoll reported it
     }
     const int fd = slot.fd.load(std::memory_order_relaxed);
     const SlotPool& owner = *slot.owner.load(std::memory_order_relaxed);
@@ -108,8 +107,10 @@ void ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t
     }
     // A one-shot timer that has fired has nothing more to report (one re-armed after a clock
     // step still has its expiry ahead).
-    if (producer.interval.count() == 0 && slot.stamp.load(std::memory_order_relaxed) == 0) return;
+    if (producer.interval.count() == 0 && slot.stamp.load(std::memory_order_relaxed) == 0)
+        return true;
     rearm(fd, make_token(index, generation));
+    return true;
 }
 
 void ConsumerThread::on_clock_set(Slot& slot, int fd, const ProducerConfig& producer) {

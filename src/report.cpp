@@ -57,7 +57,7 @@ std::vector<CpuLatency> since_by_cpu(const std::vector<CpuLatency>& now,
 Totals Report::totals() const noexcept {
     Totals t;
     for (const auto& p : producers) t.add(p);
-    t.lost = static_cast<std::int64_t>(t.value_written - t.value_read);
+    t.lost = static_cast<std::int64_t>(t.value_written - t.value_read - t.drained_at_stop);
     return t;
 }
 

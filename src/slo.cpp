@@ -19,6 +19,7 @@ std::uint64_t count_of(const std::string& key, const Report& report) {
     if (key == "max_late") return t.late;
     if (key == "max_stalls") return t.stalls;
     if (key == "max_overruns") return t.overruns;
+    if (key == "max_drained_at_stop") return t.drained_at_stop;
     return t.clock_jumps;  // max_clock_jumps
 }
 

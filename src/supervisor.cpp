@@ -399,6 +399,7 @@ class Supervisor {
                    {"late", totals.late},
                    {"value_written", totals.value_written},
                    {"value_read", totals.value_read},
+                   {"drained_at_stop", totals.drained_at_stop},
                    {"lost", totals.lost},
                    {"stalls", totals.stalls},
                    {"events_dispatched", result.report.events_dispatched},

@@ -13,8 +13,9 @@ Report report_with(std::uint64_t eventfd_ns, std::uint64_t timerfd_ns) {
     evfly::ProducerReport p;
     p.name = "p";
     p.due = 10;
-    p.fired = p.value_written = 7;
-    p.value_read = 6;  // lost 1
+    p.fired = p.value_written = 9;
+    p.value_read = 6;
+    p.drained_at_stop = 2;  // lost 1
     p.skipped = 3;
     p.late = 2;
     p.stalls = 1;
@@ -39,9 +40,9 @@ TEST(Slo, NoTableIsNoGate) {
 
 TEST(Slo, EachCountLimitIsMetAtItsValueAndViolatedBelowIt) {
     const Report r = report_with(1'000, 1'000);
-    const std::map<std::string, std::uint64_t> actual{{"max_lost", 1},     {"max_skipped", 3},
-                                                      {"max_late", 2},     {"max_stalls", 1},
-                                                      {"max_overruns", 4}, {"max_clock_jumps", 5}};
+    const std::map<std::string, std::uint64_t> actual{
+        {"max_lost", 1},     {"max_skipped", 3},     {"max_late", 2},           {"max_stalls", 1},
+        {"max_overruns", 4}, {"max_clock_jumps", 5}, {"max_drained_at_stop", 2}};
     ASSERT_EQ(actual.size(), evfly::slo_count_keys().size());
     for (const auto& [key, value] : actual) {
         Config::Slo slo;

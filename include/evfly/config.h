@@ -120,7 +120,7 @@ struct Config {
     // [slo]: limits checked at the stop; a violation is logged and evflyd exits with its own
     // code. Latency limits by key (eventfd_p99, timerfd_max, eventfd_delivery_p50, ...), count
     // limits by key (max_lost, max_skipped, max_late, max_stalls, max_overruns,
-    // max_clock_jumps). Empty: no gate.
+    // max_clock_jumps, max_drained_at_stop). Empty: no gate.
     struct Slo {
         std::map<std::string, Nanos> latency;
         std::map<std::string, std::uint64_t> counts;

@@ -17,8 +17,11 @@ namespace evfly {
 struct ProducerCounts {
     std::uint64_t fired = 0;          // eventfd: writes; timerfd: expirations (the kernel fires)
     std::uint64_t value_written = 0;  // sum of the values written (timerfd: expirations)
-    std::uint64_t value_read = 0;     // sum of the values read back (timerfd: expirations)
-    std::uint64_t expirations = 0;    // timerfd only
+    std::uint64_t value_read = 0;     // sum of the values consumers read (timerfd: expirations)
+    // Values the producer's stop read (evflyd's stop, or a reload that removed or retuned it)
+    // that no consumer had read: counted, never handled and without a latency sample.
+    std::uint64_t drained_at_stop = 0;
+    std::uint64_t expirations = 0;  // timerfd only: read by consumers or drained at the stop
     std::uint64_t overruns = 0;       // timerfd: expirations beyond the first in one read
     std::uint64_t write_retries = 0;  // eventfd writes that met a full counter (EAGAIN)
     std::uint64_t fd_exhaustion = 0;  // episodes of EMFILE/ENFILE when creating an fd
@@ -41,6 +44,7 @@ struct ProducerCounts {
         f("fired", a.fired, b.fired);
         f("value_written", a.value_written, b.value_written);
         f("value_read", a.value_read, b.value_read);
+        f("drained_at_stop", a.drained_at_stop, b.drained_at_stop);
         f("expirations", a.expirations, b.expirations);
         f("overruns", a.overruns, b.overruns);
         f("write_retries", a.write_retries, b.write_retries);
@@ -105,7 +109,9 @@ struct InFlightAge {
 
 // Every producer's counts added up.
 struct Totals : ProducerCounts {
-    std::int64_t lost = 0;  // value_written - value_read; 0 after a complete drain
+    // Written and never read by anyone: value_written - value_read - drained_at_stop; 0 after a
+    // complete drain.
+    std::int64_t lost = 0;
 };
 
 // Latency by where the hand-off ran, for one consumer CPU (the CPU a consumer read on; -1: not

@@ -214,6 +214,56 @@ rate = 500
     EXPECT_LE(count_logged(p, kBehind), 4u);
 }
 
+// The only consumer is held for the whole run (test hook) while a persistent producer fires
+// 100/s: no consumer reads anything, the stop reads it all. That is not "read": it is counted as
+// drained_at_stop (per producer, in the totals, the stopped line and the metrics), with no
+// latency sample and nothing dispatched, and lost stays 0 because every value was accounted for.
+TEST(HonestNumbers, ValuesOnlyTheStopReadAreDrainedAtStopNotRead) {
+    TempDir dir;
+    const std::string prom = dir.path() + "/evfly.prom";
+    const std::string config = dir.write("held.toml", R"(
+[daemon]
+consumers = 1
+stats_interval = "0s"
+stall_after = "0s"
+[log]
+sink = "stderr"
+[metrics]
+textfile = ")" + prom + R"("
+[[producer]]
+name = "held"
+kind = "eventfd"
+fd_mode = "persistent"
+rate = 100
+)");
+    const std::string summary = dir.path() + "/summary.json";
+    SpawnOptions spawn;
+    spawn.env = {"EVFLY_TEST_WEDGE_CONSUMER_MS=4000"};
+    const auto r = run_evflyd({"-c", config, "--run-for", "3s", "--summary", summary}, spawn, 30s);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json s = summary_of(summary);
+    const json held = producer(s, "held");
+    EXPECT_GE(u64(held["drained_at_stop"]), 250u);
+    EXPECT_EQ(u64(held["value_read"]), 0u);
+    EXPECT_EQ(u64(held["value_written"]), u64(held["drained_at_stop"]));
+    EXPECT_EQ(u64(s["totals"]["drained_at_stop"]), u64(held["drained_at_stop"]));
+    EXPECT_EQ(s["totals"]["lost"], 0);
+    EXPECT_EQ(u64(s["totals"]["events_dispatched"]), 0u);
+    EXPECT_EQ(u64(s["latency_ns"]["eventfd"]["count"]), 0u);
+    bool stopped = false;
+    for (const auto& line : evfly::test::lines(r.err)) {
+        if (line.find("\"msg\":\"stopped\"") == std::string::npos) continue;
+        stopped = true;
+        EXPECT_EQ(u64(json::parse(line)["drained_at_stop"]), u64(held["drained_at_stop"]));
+    }
+    EXPECT_TRUE(stopped) << r.err;
+    const std::string metrics = evfly::test::read_file(prom);
+    EXPECT_NE(metrics.find("evfly_drained_at_stop_total{producer=\"held\",kind=\"eventfd\"} " +
+                           std::to_string(u64(held["drained_at_stop"])) + "\n"),
+              std::string::npos)
+        << metrics;
+}
+
 // A consumer held on one per-event fd (test hook), which EPOLLONESHOT keeps every other
 // consumer from taking: the canary sees it, warns once with producer, fd and age, counts one
 // stall, and the oldest age is in the stats line and the metrics file. Nothing is lost.
@@ -479,6 +529,12 @@ std::vector<SloCase> slo_violations() {
          "max_overruns = 0",
          "max_overruns",
          {}},
+        {"drained_at_stop",
+         "[[producer]]\nname = \"held\"\nkind = \"eventfd\"\nfd_mode = \"persistent\"\nrate = "
+         "100\n",
+         "max_drained_at_stop = 0",
+         "max_drained_at_stop",
+         {"EVFLY_TEST_WEDGE_CONSUMER_MS=2000"}},
     };
 }
 
