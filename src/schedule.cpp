@@ -15,8 +15,10 @@ Schedule::Take Schedule::take(std::int64_t now) noexcept {
     if (flat_out()) return t;
     next_ += period_;
     if (now - t.due <= kMaxCatchUpNs) return t;
-    // Give up on every whole period already past; the fire at hand is then less than one period
-    // late.
+    // Behind by more than the catch-up limit (the host or the process was stopped, the pool
+    // cannot keep up). The fire at hand keeps its own due time, so its latency shows the whole
+    // gap, as cyclictest's first wake-up after a stall does; the periods after it that are
+    // already past are given up on, and the schedule goes on from the present.
     const std::int64_t periods = (now - t.due) / period_;
     const auto count = static_cast<std::uint64_t>(periods);
     skipped_.add(count);
@@ -25,7 +27,6 @@ Schedule::Take Schedule::take(std::int64_t now) noexcept {
     t.behind_ns = now - t.due;
     behind_ = true;
     t.skipped = count;
-    t.due += periods * period_;
     next_ += periods * period_;
     return t;
 }

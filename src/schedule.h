@@ -2,10 +2,12 @@
 //
 // Absolute deadlines: the n-th fire is due at first + n * period, so a late wake-up never turns
 // into drift, and a skip moves the schedule on by whole periods. A producer that falls more than
-// kMaxCatchUpNs behind (the host or the daemon was stopped, the pool cannot keep up) gives up on
-// the periods already past instead of firing the whole backlog at once; they are counted as
-// skipped. A fire made more than one period after its due time is counted as late. Once the
-// producer stops, whatever the schedule still owed is skipped, so that due == fired + skipped.
+// kMaxCatchUpNs behind (the host or the daemon was stopped, the pool cannot keep up) makes the
+// fire at hand with its own due time, so that its latency carries the whole gap, and gives up on
+// the periods after it that are already past instead of firing that backlog at once; they are
+// counted as skipped. A fire made more than one period after its due time is counted as late.
+// Once the producer stops, whatever the schedule still owed is skipped, so that
+// due == fired + skipped.
 //
 // Pure: no clock, no thread, no syscall. Time comes in as arguments (steady ns), so every rule is
 // unit-tested without sleeping. A period of 0 is a flat-out producer: no schedule, due = fired.
@@ -42,7 +44,7 @@ class Schedule {
 
     // What take() decided for the fire at hand.
     struct Take {
-        std::int64_t due = 0;        // the due time to stamp the fire with
+        std::int64_t due = 0;        // the due time to stamp the fire with (never moved)
         std::uint64_t skipped = 0;   // periods given up on just now
         bool behind_began = false;   // the first skip of an episode (log it)
         std::int64_t behind_ns = 0;  // how far behind the schedule was, when it skipped

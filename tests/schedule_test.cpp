@@ -87,14 +87,42 @@ TEST(Schedule, BehindMoreThanASecondSkipsWholePeriodsOncePerEpisode) {
     const Schedule::Take t = s.take(now);
     EXPECT_TRUE(t.behind_began);
     EXPECT_EQ(t.behind_ns, 1500 * kMs);
+    // The 1 500 periods after the fire at hand that are already past are given up on.
     EXPECT_EQ(t.skipped, 1500u);
     EXPECT_EQ(s.skipped(), 1500u);
-    EXPECT_EQ(s.next_due(), t.due + kMs);
-    const Schedule::Made made = s.fired(t.due, now);
-    EXPECT_TRUE(made.caught_up);
-    EXPECT_EQ(made.skipped_in_episode, 1500u);
+    EXPECT_EQ(s.next_due(), due + 1501 * kMs);
     // The schedule stays on its grid.
     EXPECT_EQ((s.next_due() - kStart) % kMs, 0);
+    // A second gap before any fire on time is the same episode: not told again.
+    const Schedule::Take again = s.take(s.next_due() + 1200 * kMs);
+    EXPECT_FALSE(again.behind_began);
+}
+
+// Like cyclictest's next wake-up after a stall, the first fire after a gap carries its true
+// lateness: due time unchanged, made late; the rest of the gap is skipped, not hidden.
+TEST(Schedule, TheFirstFireAfterAGapCarriesItsWholeLateness) {
+    Schedule s(kMs);
+    s.begin(kStart);
+    std::uint64_t fired = fire_until(s, kStart + 10 * kMs);
+    const std::int64_t due = s.next_due();
+    const std::int64_t now = due + 1500 * kMs;
+    const Schedule::Take t = s.take(now);
+    EXPECT_EQ(t.due, due);
+    EXPECT_EQ(now - t.due, 1500 * kMs);
+    const Schedule::Made made = s.fired(t.due, now);
+    ++fired;
+    EXPECT_TRUE(made.late);
+    EXPECT_FALSE(made.caught_up);
+    EXPECT_EQ(s.late(), 1u);
+    // Back on time from the next fire, which ends the episode.
+    const Schedule::Take next = s.take(s.next_due());
+    EXPECT_EQ(next.skipped, 0u);
+    const Schedule::Made on_time = s.fired(next.due, next.due);
+    ++fired;
+    EXPECT_TRUE(on_time.caught_up);
+    EXPECT_EQ(on_time.skipped_in_episode, 1500u);
+    s.close(s.next_due(), fired);
+    EXPECT_EQ(s.due_by(now + 10'000 * kMs, fired), fired + s.skipped());
 }
 
 TEST(Schedule, DueEqualsFiredPlusSkippedOnceClosed) {

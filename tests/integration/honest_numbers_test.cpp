@@ -214,6 +214,45 @@ rate = 500
     EXPECT_LE(count_logged(p, kBehind), 4u);
 }
 
+// A stop longer than the 1 s catch-up limit: the first fire after it carries its whole lateness
+// (as cyclictest's first wake-up after a stall does), in the maximum and in the histogram; what
+// was due during the stop beyond that fire is skipped, and counted.
+TEST(HonestNumbers, AStopLongerThanTheCatchUpLimitShowsInTheLatency) {
+    TempDir dir;
+    const std::string config = dir.write("gap.toml", R"(
+[daemon]
+consumers = 1
+stats_interval = "0s"
+[log]
+sink = "stderr"
+[[producer]]
+name = "steady"
+kind = "eventfd"
+fd_mode = "persistent"
+rate = 1000
+)");
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", config, "--summary", summary});
+    ASSERT_TRUE(evfly::test::wait_logged(p, "started")) << p.err();
+    std::this_thread::sleep_for(500ms);
+    p.signal(SIGSTOP);
+    std::this_thread::sleep_for(1500ms);
+    p.signal(SIGCONT);
+    std::this_thread::sleep_for(500ms);
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(20s), 0) << p.err();
+    const json s = summary_of(summary);
+    expect_clean(s);
+    expect_schedule_adds_up(s);
+    EXPECT_GE(u64(s["latency_ns"]["eventfd"]["max"]), 1'400'000'000u);
+    std::uint64_t beyond_a_second = 0;
+    for (const auto& b : s["histograms_ns"]["eventfd"])
+        if (u64(b[0]) >= 1'000'000'000u) beyond_a_second += u64(b[2]);
+    EXPECT_GE(beyond_a_second, 1u);
+    EXPECT_GE(u64(producer(s, "steady")["skipped"]), 1000u);
+    EXPECT_GE(u64(producer(s, "steady")["late"]), 1u);
+}
+
 // The only consumer is held for the whole run (test hook) while a persistent producer fires
 // 100/s: no consumer reads anything, the stop reads it all. That is not "read": it is counted as
 // drained_at_stop (per producer, in the totals, the stopped line and the metrics), with no
