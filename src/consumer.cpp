@@ -105,10 +105,10 @@ void ConsumerThread::handle(std::uint64_t token) {
             std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
     }
     Slot& slot = shared_.slots[index];
-    const std::uint32_t generation = token_generation(token);
+    const std::uint64_t generation = token_generation(token);
     // The acquire pairs with the release that published this generation, so the slot's owner
     // and mode read below are the ones this registration was made with.
-    if (slot.generation.load(std::memory_order_acquire) != generation) {
+    if (!same_generation(slot.generation.load(std::memory_order_acquire), generation)) {
         counts.stale_events.add();  // retired (by its producer or a reload) after epoll reported it
         return;
     }
@@ -116,7 +116,7 @@ void ConsumerThread::handle(std::uint64_t token) {
     // read the mode, then check the generation again (the mode is stored with release before the
     // new generation is published), so a mode read from the slot's next life is never acted on.
     const SlotMode mode = slot.mode.load(std::memory_order_acquire);
-    if (slot.generation.load(std::memory_order_relaxed) != generation) {
+    if (!same_generation(slot.generation.load(std::memory_order_relaxed), generation)) {
         counts.stale_events.add();
         return;
     }

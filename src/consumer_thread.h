@@ -52,9 +52,9 @@ class alignas(64) ConsumerThread {
     // The consumer halves of the fd modes, each in its mode's file. Those that check the
     // generation again under the slot's lock return false when the event turned out stale.
     void handle_per_event(Slot& slot, std::uint32_t index);
-    bool handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation);
-    bool handle_semaphore(Slot& slot, std::uint32_t index, std::uint32_t generation);
-    bool handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation);
+    bool handle_persistent(Slot& slot, std::uint32_t index, std::uint64_t generation);
+    bool handle_semaphore(Slot& slot, std::uint32_t index, std::uint64_t generation);
+    bool handle_timer(Slot& slot, std::uint32_t index, std::uint64_t generation);
     void on_clock_set(Slot& slot, int fd, const ProducerConfig& producer);
     // The handler proper: the debug line and the modelled work. An exception from it is caught
     // and counted here, so the consumer's own bookkeeping (close or re-arm) always completes.

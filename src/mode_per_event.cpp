@@ -49,7 +49,7 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
             break;
         }
         Slot& slot = shared_.slots[index];
-        const std::uint32_t generation = slot.generation.load(std::memory_order_relaxed);
+        const std::uint64_t generation = slot.generation.load(std::memory_order_relaxed);
         // Count and stamp before the fd can be read: for "write" that is the write(), for
         // "create" the registration (an fd registered readable is reported at once). A consumer
         // may count the value before the call returns, and written must never trail read.

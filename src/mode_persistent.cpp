@@ -90,9 +90,9 @@ void ProducerThread::run_persistent(const std::stop_token& stop, bool semaphore)
     retire(slot);
 }
 
-bool ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uint32_t generation) {
+bool ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uint64_t generation) {
     std::lock_guard lock(slot.mutex);
-    if (slot.generation.load(std::memory_order_acquire) != generation) {
+    if (!same_generation(slot.generation.load(std::memory_order_acquire), generation)) {
         return false;  // retired by its producer after epoll reported it; already accounted
     }
     const int fd = slot.fd.load(std::memory_order_relaxed);

@@ -50,7 +50,7 @@ void ProducerThread::drain_units(Slot& slot, int fd) {
     slot.stamp.store(0, std::memory_order_relaxed);
 }
 
-bool ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint32_t generation) {
+bool ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint64_t generation) {
     // One unit per read, and the fd re-armed before the unit is handled: the next unit goes to
     // another consumer at once, so the consumers share one fd's units like a work queue.
     FireStamp unit;
@@ -58,7 +58,7 @@ bool ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint
     int fd = -1;
     {
         std::lock_guard lock(slot.mutex);
-        if (slot.generation.load(std::memory_order_acquire) != generation) {
+        if (!same_generation(slot.generation.load(std::memory_order_acquire), generation)) {
             return false;  // retired by its producer after epoll reported it
         }
         fd = slot.fd.load(std::memory_order_relaxed);

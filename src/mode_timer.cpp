@@ -68,9 +68,9 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
     for (const std::uint32_t index : slots()) retire(shared_.slots[index]);
 }
 
-bool ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint32_t generation) {
+bool ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint64_t generation) {
     std::lock_guard lock(slot.mutex);
-    if (slot.generation.load(std::memory_order_acquire) != generation) {
+    if (!same_generation(slot.generation.load(std::memory_order_acquire), generation)) {
         return false;  // retired by its producer after epoll reported it
     }
     const int fd = slot.fd.load(std::memory_order_relaxed);

@@ -237,7 +237,7 @@ int ProducerThread::create_fd(const std::stop_token& stop, const NewFd& what) {
 int ProducerThread::register_fd(std::uint32_t index, int fd) {
     Slot& slot = shared_.slots[index];
     slot.fd.store(fd, std::memory_order_relaxed);
-    const std::uint32_t generation = slot.generation.load(std::memory_order_relaxed);
+    const std::uint64_t generation = slot.generation.load(std::memory_order_relaxed);
     const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, generation));
     if (err != 0) slot.fd.store(-1, std::memory_order_relaxed);
     return err;

@@ -30,17 +30,30 @@
 
 namespace evfly::detail {
 
-inline constexpr std::uint32_t kStopIndex = 0xffffffffu;
-inline constexpr std::uint32_t kRetireIndex = 0xfffffffeu;
+// A registration's token, in epoll_event.data: the slot's index in the low 25 bits (16M slots,
+// and two more values for the stop and retire eventfds) and the low 39 bits of the slot's
+// generation above them. Generations are 64-bit and only grow, so a token stays stale until the
+// slot's generation has gone round 2^39 times: about six days of one slot reused a million times
+// a second, far beyond the life of any event in hand.
+inline constexpr int kIndexBits = 25;
+inline constexpr std::uint64_t kIndexMask = (std::uint64_t{1} << kIndexBits) - 1;
+inline constexpr std::uint64_t kTokenGenerationMask = (std::uint64_t{1} << (64 - kIndexBits)) - 1;
+inline constexpr auto kStopIndex = static_cast<std::uint32_t>(kIndexMask);
+inline constexpr auto kRetireIndex = static_cast<std::uint32_t>(kIndexMask - 1);
+static_assert(kMaxSlots <= kRetireIndex, "slot indices must not reach the special tokens");
 
-inline std::uint64_t make_token(std::uint32_t index, std::uint32_t generation) noexcept {
-    return (std::uint64_t{generation} << 32) | index;
+inline std::uint64_t make_token(std::uint32_t index, std::uint64_t generation) noexcept {
+    return ((generation & kTokenGenerationMask) << kIndexBits) | index;
 }
 inline std::uint32_t token_index(std::uint64_t token) noexcept {
-    return static_cast<std::uint32_t>(token & 0xffffffffu);
+    return static_cast<std::uint32_t>(token & kIndexMask);
 }
-inline std::uint32_t token_generation(std::uint64_t token) noexcept {
-    return static_cast<std::uint32_t>(token >> 32);
+// The generation as a token carries it (its low 39 bits).
+inline std::uint64_t token_generation(std::uint64_t token) noexcept { return token >> kIndexBits; }
+// Whether a slot whose generation is `slot_generation` still holds the registration a token of
+// generation `token_gen` names.
+inline bool same_generation(std::uint64_t slot_generation, std::uint64_t token_gen) noexcept {
+    return (slot_generation & kTokenGenerationMask) == token_gen;
 }
 
 enum class SlotMode : std::uint8_t { per_event, persistent, semaphore, timer };
@@ -91,7 +104,7 @@ class SlotPool {
 };
 
 struct alignas(64) Slot {
-    std::atomic<std::uint32_t> generation{0};
+    std::atomic<std::uint64_t> generation{0};
     std::atomic<int> fd{-1};
     // When the event was due (steady ns): per-event: the time the schedule called for this fire
     // (flat out: the write time); persistent: the due time of the oldest unread fire, 0 if none;

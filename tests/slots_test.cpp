@@ -25,6 +25,23 @@ TEST(Slots, TokenCarriesIndexAndGenerationApart) {
     }
 }
 
+// A token names one registration of a slot: once the slot's generation has moved on it is
+// stale, and stays stale for far longer than any event is held: 2^32 reuses of a hot slot (about
+// an hour at a million events a second) must not bring an old token back to life.
+TEST(Slots, ATokenStaysStaleAfterTwoToTheThirtyTwoReuses) {
+    evfly::detail::Slot slot;
+    slot.generation.store(12345);
+    const std::uint64_t token = make_token(7, slot.generation.load());
+    EXPECT_TRUE(evfly::detail::same_generation(slot.generation.load(), token_generation(token)));
+    slot.generation.store(slot.generation.load() + 1);
+    EXPECT_FALSE(evfly::detail::same_generation(slot.generation.load(), token_generation(token)));
+    slot.generation.store(12345 + (std::uint64_t{1} << 32));
+    EXPECT_FALSE(evfly::detail::same_generation(slot.generation.load(), token_generation(token)));
+    slot.generation.store(12345 + (std::uint64_t{1} << 38));
+    EXPECT_FALSE(evfly::detail::same_generation(slot.generation.load(), token_generation(token)));
+    EXPECT_EQ(token_index(token), 7u);
+}
+
 TEST(Slots, TableHandsOutDistinctSlotsAcrossChunksAndReusesReleasedOnes) {
     SlotTable table;
     const std::uint64_t capacity = table.available();
