@@ -70,6 +70,7 @@ InFlightAge Engine::Impl::oldest_in_flight(const Spec& spec, std::int64_t now) c
     const ProducerConfig& p = spec.config;
     const bool timer = p.kind == ProducerKind::timerfd;
     const bool per_event = !timer && p.fd_mode == FdMode::per_event;
+    const bool persistent = !timer && p.fd_mode == FdMode::persistent;
     const std::int64_t clock_now = timer ? detail::clock_ns(p.clock) : now;
     for (const auto& t : spec.threads) {
         for (const std::uint32_t index : t->slots()) {
@@ -80,6 +81,13 @@ InFlightAge Engine::Impl::oldest_in_flight(const Spec& spec, std::int64_t now) c
             } else if (slot.stamp.load(std::memory_order_acquire) != 0) {
                 since = timer ? slot.stamp.load(std::memory_order_relaxed)
                               : slot.written.load(std::memory_order_relaxed);
+                // A persistent stamp can outlive the fire it was for (read by the same read that
+                // took the stamp before it): in flight only while a value is unread. What was
+                // read first, so the comparison never shows a value read before it was written.
+                if (persistent) {
+                    const std::uint64_t read = slot.value_read.get() + t->value_drained.get();
+                    if (t->value_written.get() <= read) since = 0;
+                }
             }
             if (since == 0 || since >= clock_now) continue;
             const int fd = slot.fd.load(std::memory_order_relaxed);

@@ -50,6 +50,9 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
         }
         Slot& slot = shared_.slots[index];
         const std::uint64_t generation = slot.generation.load(std::memory_order_relaxed);
+        // Before the write stamp's release (in fire()), whichever comes first: the consumer
+        // finds the fd through it.
+        slot.fd.store(fd, std::memory_order_relaxed);
         // Count and stamp before the fd can be read: for "write" that is the write(), for
         // "create" the registration (an fd registered readable is reported at once). A consumer
         // may count the value before the call returns, and written must never trail read.
@@ -108,19 +111,19 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
 
 void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     // EPOLLONESHOT: this consumer is the only one that received this registration, and nothing
-    // else closes per-event fds, so the slot is ours until we release it.
+    // else closes per-event fds, so the slot is ours until we release it. The write stamp first,
+    // with acquire (the producer stored it last, with release): the fd, the due stamp and the
+    // fire CPU read after it are those of the same fire.
+    const std::int64_t written = slot.written.load(std::memory_order_acquire);
     const int fd = slot.fd.load(std::memory_order_relaxed);
+    const std::int64_t due = slot.stamp.load(std::memory_order_relaxed);
+    const int fire_cpu = slot.fire_cpu.load(std::memory_order_relaxed);
     assert(fd >= 0 && "a per-event registration is consumed once (EPOLLONESHOT)");
     std::uint64_t value = 0;
     if (::read(fd, &value, sizeof value) != static_cast<ssize_t>(sizeof value)) {
         read_failed("eventfd", fd, errno);
         value = 0;
     }
-    // The write stamp first, with acquire (it was stored last, with release): the due stamp read
-    // after it belongs to the same fire.
-    const std::int64_t written = slot.written.load(std::memory_order_acquire);
-    const std::int64_t due = slot.stamp.load(std::memory_order_relaxed);
-    const int fire_cpu = slot.fire_cpu.load(std::memory_order_relaxed);
     const std::int64_t now = steady_ns();
     slot.written.store(0, std::memory_order_relaxed);  // nothing of this slot in flight now
     const std::int64_t latency = now - due;

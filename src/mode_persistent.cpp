@@ -1,15 +1,14 @@
 // fd_mode = "persistent": one eventfd per producer thread for its whole life, both halves of its
-// protocol. The semaphore mode shares the producer's loop (its stamps are in
-// mode_semaphore.cpp).
+// protocol: the fire loop (shared with the semaphore mode, whose stamps are in
+// mode_semaphore.cpp) and the consumer's read. The stamp protocol itself is in
+// mode_persistent.h.
 //
-// Producer: for each fire, stamp it if it is the oldest unread one (stamp == 0), count it, then
-// write; a full counter (EAGAIN) is waited out, never dropped. Consumer: read the whole counter
-// (one read drains it), take the stamp of the oldest fire it held, record, serve, re-arm.
-//
-// The hand-off: only the producer stores a non-zero stamp, and only over a zero one, storing the
-// write stamp and fire CPU before the due stamp (release); the consumer exchanges the due stamp
-// for 0 (acquire) and then reads the rest. Consumer and retire() both hold the slot's mutex,
+// Producer: for each fire, stamp it if it is the oldest unread one, count it, then write; a full
+// counter (EAGAIN) is waited out, never dropped. Consumer: take the stamp, read the whole counter
+// (one read drains it), record, serve, re-arm. Consumer and retire() both hold the slot's mutex,
 // so a retired fd is never read or re-armed after it is closed.
+#include "mode_persistent.h"
+
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -57,13 +56,8 @@ void ProducerThread::run_persistent(const std::stop_token& stop, bool semaphore)
         }
         if (semaphore) {
             push_unit(slot, FireStamp{due, now, current_cpu()});
-        } else if (slot.stamp.load(std::memory_order_relaxed) == 0) {
-            // Stamp the oldest unread fire only (a cheap load first, as most fires find one
-            // unread); the consumer takes the stamp after its read. Only this thread stores a
-            // non-zero stamp, so no compare-exchange is needed.
-            slot.written.store(now, std::memory_order_relaxed);
-            slot.fire_cpu.store(current_cpu(), std::memory_order_relaxed);
-            slot.stamp.store(due, std::memory_order_release);
+        } else {
+            persistent::stamp_fire(slot, due, now, current_cpu());
         }
         fired.add();
         value_written.add(value);
@@ -96,23 +90,23 @@ bool ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
         return false;  // retired by its producer after epoll reported it; already accounted
     }
     const int fd = slot.fd.load(std::memory_order_relaxed);
-    std::uint64_t value = 0;
-    if (::read(fd, &value, sizeof value) == static_cast<ssize_t>(sizeof value)) {
-        // The due stamp of the oldest fire this read took, and its write stamp; a fire stamped
-        // between the two loads can only make the write stamp younger (delivery shorter).
-        // The fire CPU likewise may be a younger fire's.
-        const std::int64_t due = slot.stamp.exchange(0, std::memory_order_acq_rel);
-        const std::int64_t written = slot.written.load(std::memory_order_relaxed);
-        const int fire_cpu = slot.fire_cpu.load(std::memory_order_relaxed);
-        slot.value_read.add(value);
+    int err = 0;
+    const persistent::Taken taken = persistent::take_and_read(slot, [fd, &err] {
+        std::uint64_t value = 0;
+        if (::read(fd, &value, sizeof value) == static_cast<ssize_t>(sizeof value)) return value;
+        err = errno;
+        return std::uint64_t{0};
+    });
+    if (taken.value != 0) {
+        slot.value_read.add(taken.value);
         const std::int64_t now = steady_ns();
-        const std::int64_t latency = due != 0 ? now - due : 0;
+        const std::int64_t latency = taken.due != 0 ? now - taken.due : 0;
         int cpu = -1;
-        if (due != 0) cpu = record_eventfd(latency, now - written, fire_cpu);
-        serve(slot.owner.load(std::memory_order_relaxed)->handler(), fd, value, latency, cpu,
-              fire_cpu);
-    } else if (errno != EAGAIN) {
-        read_failed("eventfd", fd, errno);
+        if (taken.due != 0) cpu = record_eventfd(latency, now - taken.written, taken.fire_cpu);
+        serve(slot.owner.load(std::memory_order_relaxed)->handler(), fd, taken.value, latency, cpu,
+              taken.fire_cpu);
+    } else if (err != EAGAIN) {
+        read_failed("eventfd", fd, err);
     }
     rearm(fd, make_token(index, generation));
     return true;
