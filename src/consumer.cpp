@@ -15,12 +15,21 @@
 #include "evfly/log.h"
 
 namespace evfly::detail {
+namespace {
+
+// Failures less than this apart are one episode, logged once.
+constexpr std::int64_t kEpisodeGapNs = 1'000'000'000;
+
+}  // namespace
 
 ConsumerThread::ConsumerThread(Shared& shared, std::uint32_t index, Placement placement)
     : shared_(shared),
       index_(index),
       name_("consumer-" + std::to_string(index)),
-      placement_(std::move(placement)) {}
+      placement_(std::move(placement)),
+      failures_(kEpisodeGapNs),
+      wait_failures_(kEpisodeGapNs),
+      fail_waits_with_(shared.hooks.epoll_wait_errno) {}
 
 void ConsumerThread::start() {
     thread_ = std::jthread([this] { run(); });
@@ -37,55 +46,89 @@ void ConsumerThread::run() {
     shared_.count_started();
     std::int64_t spin_until = 0;  // after work, poll without blocking until then (daemon.spin)
     while (!stopping_) {
-        busy_since.store(0, std::memory_order_relaxed);
-        // A reload may change the batch size; one relaxed load per batch.
-        if (const auto want = shared_.max_events.load(std::memory_order_relaxed);
-            want != events.size())
-            events.resize(want);
-        int n = 0;
-        if (spin_until != 0 && steady_ns() < spin_until) {
-            // Bounded spinning: only right after work, so an idle pool still never wakes.
-            n = shared_.epoll.wait(events, 0);
-            counts.spin_polls.add();
-            if (n == 0) continue;
-        } else {
-            // No timeout: an idle consumer sleeps until there is work or the stop eventfd fires.
-            n = shared_.epoll.wait(events, -1);
-            counts.epoll_returns.add();
-        }
-        if (n < 0) {
-            if (n == -EINTR) continue;
+        // Never let an exception end a consumer silently: the pool would shrink unseen. Count
+        // it, tell it once per episode, and carry on.
+        try {
+            serve_batch(events, spin_until);
+        } catch (const std::exception& e) {
             counts.consumer_errors.add();
-            log::emit(log::Level::err, "epoll_wait failed", {{"error", errno_text(-n)}});
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-            continue;
-        }
-        // A wake-up counts when it brought work; the final one for the stop eventfd does not.
-        const std::uint64_t dispatched_before = counts.events_dispatched.get();
-        for (int i = 0; i < n; ++i) {
-            if (shared_.abandon.load(std::memory_order_relaxed)) {
-                stopping_ = true;
-                break;
-            }
-            busy_since.store(steady_ns(), std::memory_order_relaxed);
-            // Catch at the top of each event so that one failing handler never ends the thread.
-            try {
-                handle(events[static_cast<std::size_t>(i)].data.u64);
-            } catch (const std::exception& e) {
-                counts.consumer_errors.add();
-                log::emit(log::Level::err, "event handler failed", {{"error", e.what()}});
-            }
-        }
-        flush_released();
-        if (counts.events_dispatched.get() != dispatched_before) {
-            counts.epoll_wakeups.add();
-            const std::int64_t spin = shared_.spin_ns.load(std::memory_order_relaxed);
-            spin_until = spin == 0 ? 0 : steady_ns() + spin;
+            if (failures_.fail(steady_ns()))
+                log::emit(log::Level::err, "consumer failed; it carries on",
+                          {{"consumer", index_}, {"error", e.what()}});
+            back_off();
         }
     }
     busy_since.store(0, std::memory_order_relaxed);
     exited_.store(true, std::memory_order_release);
     shared_.count_exited();
+}
+
+void ConsumerThread::back_off() {
+    std::this_thread::sleep_for(std::chrono::nanoseconds(kFailureBackoffNs));
+    // A consumer whose epoll_wait keeps failing never sees the stop eventfd: look for the stop
+    // here too.
+    if (shared_.stopping.load(std::memory_order_acquire)) stopping_ = true;
+}
+
+void ConsumerThread::serve_batch(std::vector<epoll_event>& events, std::int64_t& spin_until) {
+    busy_since.store(0, std::memory_order_relaxed);
+    // A reload may change the batch size; one relaxed load per batch.
+    if (const auto want = shared_.max_events.load(std::memory_order_relaxed); want != events.size())
+        events.resize(want);
+    int n = 0;
+    if (spin_until != 0 && steady_ns() < spin_until) {
+        // Bounded spinning: only right after work, so an idle pool still never wakes.
+        n = wait(events, 0);
+        counts.spin_polls.add();
+        if (n == 0) return;
+    } else {
+        // No timeout: an idle consumer sleeps until there is work or the stop eventfd fires.
+        n = wait(events, -1);
+        counts.epoll_returns.add();
+    }
+    if (n < 0) {
+        if (n == -EINTR) return;
+        counts.consumer_errors.add();
+        if (wait_failures_.fail(steady_ns()))
+            log::emit(log::Level::err, "epoll_wait failed; retrying",
+                      {{"consumer", index_}, {"error", errno_text(-n)}});
+        back_off();
+        return;
+    }
+    if (wait_failures_.active()) {
+        if (const std::uint64_t failed = wait_failures_.succeed(steady_ns()); failed != 0)
+            log::emit(log::Level::info, "epoll_wait works again",
+                      {{"consumer", index_}, {"failed_calls", failed}});
+    }
+    // A wake-up counts when it brought work; the final one for the stop eventfd does not.
+    const std::uint64_t dispatched_before = counts.events_dispatched.get();
+    for (int i = 0; i < n; ++i) {
+        if (shared_.abandon.load(std::memory_order_relaxed)) {
+            stopping_ = true;
+            break;
+        }
+        busy_since.store(steady_ns(), std::memory_order_relaxed);
+        // Catch at the top of each event so that one failing event never ends the batch.
+        try {
+            handle(events[static_cast<std::size_t>(i)].data.u64);
+        } catch (const std::exception& e) {
+            counts.consumer_errors.add();
+            if (failures_.fail(steady_ns()))
+                log::emit(log::Level::err, "event handling failed; the consumer carries on",
+                          {{"consumer", index_}, {"error", e.what()}});
+        }
+    }
+    flush_released();
+    if (counts.events_dispatched.get() != dispatched_before) {
+        counts.epoll_wakeups.add();
+        const std::int64_t spin = shared_.spin_ns.load(std::memory_order_relaxed);
+        spin_until = spin == 0 ? 0 : steady_ns() + spin;
+    }
+}
+
+int ConsumerThread::wait(std::span<epoll_event> events, int timeout_ms) {
+    if (fail_waits_with_ != 0) return -fail_waits_with_;  // test hook
+    return shared_.epoll.wait(events, timeout_ms);
 }
 
 void ConsumerThread::handle(std::uint64_t token) {

@@ -7,10 +7,12 @@
 // work), re-arming, recording a sample, handing per-event slots back.
 #pragma once
 
+#include <sys/epoll.h>
 #include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
@@ -46,7 +48,15 @@ class alignas(64) ConsumerThread {
     PoolCountsOf<Counter> counts;
 
   private:
+    // After a failure, a consumer waits this long before it tries again.
+    static constexpr std::int64_t kFailureBackoffNs = 10'000'000;
+
     void run();
+    // One epoll_wait and the events it brings.
+    void serve_batch(std::vector<epoll_event>& events, std::int64_t& spin_until);
+    int wait(std::span<epoll_event> events, int timeout_ms);
+    // After a failure: waits, and notices a stop the consumer cannot see otherwise.
+    void back_off();
     void handle(std::uint64_t token);
     void take_retire_token();
     // The consumer halves of the fd modes, each in its mode's file. Those that check the
@@ -84,6 +94,9 @@ class alignas(64) ConsumerThread {
     std::int64_t handler_error_logged_ns_ = 0;  // at most one handler-failure line a second
     std::uint64_t handler_errors_unlogged_ = 0;
     std::atomic<bool> exited_{false};
+    Episode failures_;           // exceptions out of a batch or an event
+    Episode wait_failures_;      // epoll_wait failures
+    const int fail_waits_with_;  // test hook (epoll_wait_errno); 0
     // Per-event slots closed in the current batch, by owner; consumer thread only.
     std::vector<std::pair<SlotPool*, std::uint32_t>> released_;
     std::vector<std::uint32_t> release_scratch_;

@@ -52,6 +52,9 @@ TestHooks TestHooks::from_environment() {
     hooks.throw_every = env_u64("EVFLY_TEST_THROW_EVERY");
     hooks.timer_cancel_every = env_u64("EVFLY_TEST_TIMER_CANCEL_EVERY");
     hooks.fd_errno = static_cast<int>(env_u64("EVFLY_TEST_FD_ERRNO"));
+    hooks.epoll_add_errno = static_cast<int>(env_u64("EVFLY_TEST_EPOLL_ADD_ERRNO"));
+    hooks.settime_errno = static_cast<int>(env_u64("EVFLY_TEST_SETTIME_ERRNO"));
+    hooks.epoll_wait_errno = static_cast<int>(env_u64("EVFLY_TEST_EPOLL_WAIT_ERRNO"));
     if (const std::uint64_t v = env_u64("EVFLY_TEST_EVENTFD_VALUE"); v != 0)
         hooks.eventfd_value = v;
     return hooks;
@@ -223,10 +226,11 @@ void Engine::start() {
         throw std::system_error(EPERM, std::generic_category(), why);
 }
 
-void Engine::collect() {
+bool Engine::collect() {
     ASSERT_ON_THREAD(impl_->supervisor);
     impl_->reap_consumers();
     impl_->release_drained();
+    return !impl_->retiring.empty() || impl_->retire_requested > impl_->retired;
 }
 
 bool Engine::stop(std::chrono::steady_clock::time_point deadline) {
@@ -260,6 +264,7 @@ bool Engine::stop(std::chrono::steady_clock::time_point deadline) {
         log::emit(log::Level::warn, "drain timed out; values left unread are reported as lost",
                   {{"lost", report.totals().lost}});
     }
+    shared.stopping.store(true, std::memory_order_release);
     const std::uint64_t one = 1;
     if (::write(shared.stop_fd.get(), &one, sizeof one) != static_cast<ssize_t>(sizeof one)) {
         throw_errno("write (stop eventfd)");  // cannot happen: a fresh counter never fills

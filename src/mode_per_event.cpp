@@ -78,15 +78,23 @@ void ProducerThread::run_per_event(const std::stop_token& stop) {
         };
         if (create) fire();
         if (const int err = register_fd(index, fd); err != 0) {
-            // ENOSPC (max_user_watches) or ENOMEM: treat like fd exhaustion and try again later.
+            // ENOSPC (max_user_watches) or ENOMEM: like fd exhaustion, back off and try again;
+            // every failure is counted, and each episode logged once.
             if (create) unfire();
             ::close(fd);
             free_.push_back(index);
             errors.add();
-            log::emit(log::Level::warn, "epoll_ctl ADD failed",
-                      {{"producer", config_.name}, {"error", errno_text(err)}});
-            sleep_until(stop, steady_ns() + kAddBackoffNs);
+            const std::int64_t now = steady_ns();
+            if (add_failures_.fail(now))
+                log::emit(log::Level::warn, "epoll_ctl ADD failed; retrying with back-off",
+                          {{"producer", config_.name}, {"error", errno_text(err)}});
+            sleep_until(stop, now + kAddBackoffNs);
             continue;
+        }
+        if (add_failures_.active()) {
+            if (const std::uint64_t failed = add_failures_.succeed(steady_ns()); failed != 0)
+                log::emit(log::Level::info, "epoll_ctl ADD works again",
+                          {{"producer", config_.name}, {"failed_attempts", failed}});
         }
         if (create) continue;
         fire();

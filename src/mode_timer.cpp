@@ -23,6 +23,20 @@ namespace evfly::detail {
 
 void ProducerThread::run_timers(const std::stop_token& stop) {
     std::uint32_t armed = 0;
+    // Timers that could not be registered or armed are left out: closed, never counted as in
+    // flight, and said once for the thread with the first error.
+    std::uint32_t left_out = 0;
+    const char* failed_call = nullptr;
+    int failed_errno = 0;
+    const auto leave_out = [&](Slot& slot, const char* call, int err) {
+        errors.add();
+        retire(slot);
+        slot.stamp.store(0, std::memory_order_relaxed);
+        if (left_out++ == 0) {
+            failed_call = call;
+            failed_errno = err;
+        }
+    };
     for (std::size_t i = 0; i < slots().size() && !stop.stop_requested(); ++i) {
         const std::uint32_t index = slots_[i];
         Slot& slot = shared_.slots[index];
@@ -40,23 +54,29 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
         slot.stamp.store(first_due, std::memory_order_relaxed);
         if (const int err = register_fd(index, fd); err != 0) {
             ::close(fd);
-            errors.add();
-            log::emit(log::Level::err, "epoll_ctl ADD failed",
-                      {{"producer", config_.name}, {"error", errno_text(err)}});
+            leave_out(slot, "epoll_ctl ADD", err);
             continue;
         }
         itimerspec spec{};
         spec.it_value = to_timespec(Nanos(first_due));
         spec.it_interval = to_timespec(config_.interval);
-        if (::timerfd_settime(fd, settime_flags, &spec, nullptr) != 0) {
-            errors.add();
-            log::emit(log::Level::err, "timerfd_settime failed",
-                      {{"producer", config_.name}, {"error", errno_text(errno)}});
+        const int settime_errno = shared_.hooks.settime_errno != 0 ? shared_.hooks.settime_errno
+                                  : ::timerfd_settime(fd, settime_flags, &spec, nullptr) != 0
+                                      ? errno
+                                      : 0;
+        if (settime_errno != 0) {
+            leave_out(slot, "timerfd_settime", settime_errno);
             continue;
         }
         ++armed;
     }
     started_once();
+    if (left_out > 0)
+        log::emit(log::Level::err, "timers could not be armed; they are left out",
+                  {{"producer", config_.name},
+                   {"timers", left_out},
+                   {"syscall", failed_call},
+                   {"error", errno_text(failed_errno)}});
     if (armed > 0)
         log::emit(log::Level::debug, "timers armed",
                   {{"producer", config_.name}, {"timers", armed}});

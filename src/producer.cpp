@@ -58,6 +58,7 @@ ProducerThread::ProducerThread(Shared& shared, const Spec& spec, std::uint32_t i
       slots_(std::make_unique_for_overwrite<std::uint32_t[]>(slot_capacity_)),
       index_(index),
       fd_failures_(kFdEpisodeGapNs),
+      add_failures_(kFdEpisodeGapNs),
       schedule_(config_.kind == ProducerKind::eventfd ? period_of(config_.rate) : 0) {
     adopt(slots);
 }
@@ -238,7 +239,9 @@ int ProducerThread::register_fd(std::uint32_t index, int fd) {
     Slot& slot = shared_.slots[index];
     slot.fd.store(fd, std::memory_order_relaxed);
     const std::uint64_t generation = slot.generation.load(std::memory_order_relaxed);
-    const int err = shared_.epoll.add(fd, kOneShotEvents, make_token(index, generation));
+    const int err = shared_.hooks.epoll_add_errno != 0
+                        ? shared_.hooks.epoll_add_errno
+                        : shared_.epoll.add(fd, kOneShotEvents, make_token(index, generation));
     if (err != 0) slot.fd.store(-1, std::memory_order_relaxed);
     return err;
 }

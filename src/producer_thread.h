@@ -170,6 +170,7 @@ class ProducerThread final : public SlotPool {
     bool table_full_logged_ = false;  // producer thread only
     std::uint32_t index_;             // this thread's number within its spec
     Episode fd_failures_;             // producer thread only: failed fd creation
+    Episode add_failures_;            // producer thread only: failed per-event registrations
     bool counted_started_ = false;    // producer thread only
     Schedule schedule_;
     std::atomic<std::int64_t> drain_deadline_ns_{0};  // 0 until the first request_stop()

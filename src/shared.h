@@ -33,6 +33,7 @@ struct Shared {
     std::atomic<std::uint32_t> max_events{64};
     std::atomic<std::int64_t> spin_ns{0};  // daemon.spin: a consumer's poll time after work
     std::atomic<bool> abandon{false};      // drain timed out: consumers stop at once
+    std::atomic<bool> stopping{false};     // the engine stops: set before the stop eventfd
     // What threads get for placement fields left unset: evflyd's own, from the start.
     PlacementDefaults placement_defaults;
     // Fixed before any thread starts (see TestHooks); the wedge is taken by the first consumer

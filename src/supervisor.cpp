@@ -22,11 +22,14 @@
 namespace evfly {
 namespace {
 
-enum Source : std::uint64_t { kSignals, kStats, kRunFor, kWatchdog, kStall, kWarmup };
+enum Source : std::uint64_t { kSignals, kStats, kRunFor, kWatchdog, kStall, kWarmup, kCollect };
 
 using Clock = std::chrono::steady_clock;
 
 constexpr Nanos kFirstStats = std::chrono::seconds(1);
+// While a reload's leftovers drain (a removed producer, consumers leaving), they are collected
+// this often, whatever the stats interval; then the supervisor sleeps again.
+constexpr Nanos kCollectEvery = std::chrono::milliseconds(100);
 
 Fd make_signalfd() {
     sigset_t set;
@@ -86,6 +89,7 @@ class Supervisor {
           stats_timer_(make_timer()),
           stall_timer_(make_timer()),
           warmup_timer_(make_timer()),
+          collect_timer_(make_timer()),
           engine_(config, TestHooks::from_environment()),
           stats_(engine_, start_),
           metrics_(config.metrics.textfile) {
@@ -97,6 +101,7 @@ class Supervisor {
                   config.daemon.stats_interval);
         (void)loop_.add(stall_timer_.get(), EPOLLIN, kStall);
         (void)loop_.add(warmup_timer_.get(), EPOLLIN, kWarmup);
+        (void)loop_.add(collect_timer_.get(), EPOLLIN, kCollect);
         if (options.run_for) {
             run_timer_ = make_timer();
             set_timer(run_timer_, std::max(*options.run_for, Nanos(1)), Nanos(0));
@@ -180,6 +185,10 @@ class Supervisor {
                     drain_timer(warmup_timer_);
                     end_warmup();
                     break;
+                case kCollect:
+                    drain_timer(collect_timer_);
+                    collect();
+                    break;
                 default:
                     break;
             }
@@ -202,8 +211,13 @@ class Supervisor {
         return {};
     }
 
+    // Collects what reloads left draining, and comes back for the rest.
+    void collect() {
+        if (engine_.collect()) set_timer(collect_timer_, kCollectEvery, Nanos(0));
+    }
+
     void on_stats() {
-        engine_.collect();
+        collect();
         notifier_->status(stats_.report());
         metrics_.write(stats_.last(), extras());
     }
@@ -336,11 +350,14 @@ class Supervisor {
             changes.note("metrics");
         }
         config_.source = next.source;
+        host_.config_hash = config_hash(config_);
+        collect();
         if (changes.keys.empty()) {
             log::emit(log::Level::info, "config unchanged; nothing to do");
         } else {
             log::emit(log::Level::info, "config reloaded",
                       {{"config", config_.source},
+                       {"config_hash", host_.config_hash},
                        {"changed", changes.joined()},
                        {"consumers", config_.daemon.consumers},
                        {"producer_threads", producer_threads(config_)}});
@@ -423,6 +440,7 @@ class Supervisor {
     Fd watchdog_timer_;
     Fd stall_timer_;
     Fd warmup_timer_;
+    Fd collect_timer_;
     bool warming_ = false;
     HostInfo host_;
     Nanos watchdog_limit_{0};

@@ -44,6 +44,13 @@ struct TestHooks {
     // EVFLY_TEST_FD_ERRNO: every fd a producer creates fails with this errno, as under a
     // seccomp filter that denies eventfd/timerfd_create.
     int fd_errno = 0;
+    // EVFLY_TEST_EPOLL_ADD_ERRNO: every registration of a producer's fd fails with this errno
+    // (as when max_user_watches is reached).
+    int epoll_add_errno = 0;
+    // EVFLY_TEST_SETTIME_ERRNO: every timerfd_settime of a timer producer fails with this errno.
+    int settime_errno = 0;
+    // EVFLY_TEST_EPOLL_WAIT_ERRNO: every consumer's epoll_wait fails with this errno.
+    int epoll_wait_errno = 0;
 
     static TestHooks from_environment();
 };
@@ -74,8 +81,9 @@ class Engine {
     bool reconfigure(const Config& next);
 
     // Joins consumers that have left the pool and releases producers that have finished
-    // draining. Cheap; the supervisor calls it on its stats tick.
-    void collect();
+    // draining. Cheap. Returns true while something is left to collect (a removed producer still
+    // draining, a consumer asked to leave still busy): the caller should come back.
+    bool collect();
 
     void report_into(Report& out) const;
 

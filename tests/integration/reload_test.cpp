@@ -389,3 +389,71 @@ TEST(Reload, RemovingASlowProducerDoesNotHoldTheSupervisor) {
     for (const auto& at : pings) between += at > reload_sent && at < term_sent ? 1 : 0;
     EXPECT_GE(between, 2);
 }
+
+// With no stats line (stats_interval = "0s") and no canary, a producer removed by a reload is
+// still collected once it has drained: its thread joined, its counts kept, and the supervisor
+// goes back to sleep instead of waking for it every stall_after.
+TEST(Reload, ARemovedProducerIsCollectedWithoutStatsAndTheSupervisorSleepsAgain) {
+    TempDir dir;
+    const std::string head =
+        "[daemon]\nconsumers = 2\nstats_interval = \"0s\"\nstall_after = \"200ms\"\n"
+        "[log]\nsink = \"stderr\"\n[[producer]]\nname = \"later\"\nkind = \"timerfd\"\n"
+        "initial = \"1h\"\n";
+    const std::string config = dir.write(
+        "evfly.toml", head + "[[producer]]\nname = \"gone\"\nkind = \"eventfd\"\nrate = 100\n");
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", config, "--summary", summary});
+    ASSERT_TRUE(wait_logged(p, "started")) << p.err();
+    std::this_thread::sleep_for(300ms);
+    replace_file(dir, config, head);
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_logged(p, "config reloaded")) << p.err();
+    std::this_thread::sleep_for(700ms);  // drained and collected
+    const long long before = evfly::test::thread_ctx_switches(p.pid(), "supervisor");
+    std::this_thread::sleep_for(1500ms);
+    EXPECT_EQ(evfly::test::thread_ctx_switches(p.pid(), "supervisor"), before);
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(20s), 0) << p.err();
+    const json s = summary_of(summary);
+    expect_clean(s);
+    EXPECT_GT(producer(s, "gone")["fired"].get<int>(), 10);
+    EXPECT_EQ(producer(s, "gone")["threads"], 0);
+}
+
+// The summary's config hash is that of the config in force at the stop: after a reload, the
+// hash a run started on the new file reports.
+TEST(Reload, TheConfigHashFollowsAReload) {
+    TempDir dir;
+    const std::string a =
+        "[daemon]\nconsumers = 2\nstats_interval = \"0s\"\n[log]\nsink = "
+        "\"stderr\"\n" +
+        std::string(kTick);
+    const std::string b =
+        "[daemon]\nconsumers = 3\nstats_interval = \"0s\"\n[log]\nsink = "
+        "\"stderr\"\n" +
+        std::string(kTick);
+    const std::string fresh = dir.path() + "/fresh.json";
+    const std::string b_path = dir.write("b.toml", b);
+    const auto r =
+        evfly::test::run_evflyd({"-c", b_path, "--run-for", "100ms", "--summary", fresh});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const std::string expected = summary_of(fresh)["host"]["config_hash"];
+
+    const std::string config = dir.write("evfly.toml", a);
+    const std::string summary = dir.path() + "/summary.json";
+    Process p({"-c", config, "--summary", summary});
+    ASSERT_TRUE(wait_logged(p, "started")) << p.err();
+    replace_file(dir, config, b);
+    p.signal(SIGHUP);
+    ASSERT_TRUE(wait_logged(p, "config reloaded")) << p.err();
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(20s), 0) << p.err();
+    const json s = summary_of(summary);
+    EXPECT_NE(expected, "");
+    EXPECT_EQ(s["host"]["config_hash"], expected);
+    for (const auto& line : log_lines(p)) {
+        if (line["msg"] == "config reloaded") {
+            EXPECT_EQ(line["config_hash"], expected);
+        }
+    }
+}
