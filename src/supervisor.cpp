@@ -104,7 +104,6 @@ class Supervisor {
         (void)loop_.add(collect_timer_.get(), EPOLLIN, kCollect);
         if (options.run_for) {
             run_timer_ = make_timer();
-            set_timer(run_timer_, std::max(*options.run_for, Nanos(1)), Nanos(0));
             (void)loop_.add(run_timer_.get(), EPOLLIN, kRunFor);
         }
         if (const auto interval = notifier_->watchdog_interval(); interval.count() > 0) {
@@ -126,6 +125,10 @@ class Supervisor {
         if (const std::string why = wake_latency_.set(config_.daemon.cpu_dma_latency); !why.empty())
             throw std::system_error(EPERM, std::generic_category(), why);
         engine_.start();
+        // --run-for counts from the engine's epoch, the instant the producers' schedules start
+        // from, so a run's due fires do not depend on how long starting took.
+        if (options_.run_for)
+            set_timer(run_timer_, std::max(*options_.run_for, Nanos(1)), Nanos(0));
         begin_warmup();
         check_stalls();
         log::emit(log::Level::info, "started",

@@ -376,8 +376,10 @@ rate = 50
 )");
     const std::string summary = dir.path() + "/summary.json";
     SpawnOptions spawn;
-    spawn.env = {"EVFLY_TEST_WEDGE_CONSUMER_MS=600"};
-    const auto r = run_evflyd({"-c", config, "--run-for", "1s", "--summary", summary}, spawn, 20s);
+    // Held longer than the default stall_after (1 s): a "0s" read as the default would warn.
+    spawn.env = {"EVFLY_TEST_WEDGE_CONSUMER_MS=1500"};
+    const auto r =
+        run_evflyd({"-c", config, "--run-for", "2500ms", "--summary", summary}, spawn, 20s);
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.err.find(kStall), std::string::npos);
     EXPECT_EQ(u64(summary_of(summary)["totals"]["stalls"]), 0u);
