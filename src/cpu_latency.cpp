@@ -38,16 +38,16 @@ void CpuLatencyRecorder::record_eventfd(int cpu, int fire_cpu, std::uint64_t lat
     PerCpu* c = at(cpu);
     if (c == nullptr) return;
     if (fire_cpu == cpu && cpu >= 0) {
-        c->eventfd_same_cpu.record_shared(latency);
-        c->delivery_same_cpu.record_shared(delivery);
+        c->eventfd_same_cpu.record(latency);
+        c->delivery_same_cpu.record(delivery);
     } else {
-        c->eventfd_cross_cpu.record_shared(latency);
-        c->delivery_cross_cpu.record_shared(delivery);
+        c->eventfd_cross_cpu.record(latency);
+        c->delivery_cross_cpu.record(delivery);
     }
 }
 
 void CpuLatencyRecorder::record_timer(int cpu, std::uint64_t lateness) noexcept {
-    if (PerCpu* c = at(cpu); c != nullptr) c->timerfd.record_shared(lateness);
+    if (PerCpu* c = at(cpu); c != nullptr) c->timerfd.record(lateness);
 }
 
 std::vector<CpuLatency> CpuLatencyRecorder::snapshot() const {

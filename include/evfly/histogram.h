@@ -5,10 +5,10 @@
 // midpoint reported for it is within 0.4 % of any value in it. Values above 2^37 ns (about
 // 137 s) land in the last bucket; the exact maximum is kept separately.
 //
-// Threading: one writer. record() is called by a single thread (a consumer); any thread may read
-// at the same time (snapshot/merge), seeing each counter at some recent value. No locks, no
-// read-modify-write instructions on the hot path. record_shared() is for a histogram that many
-// threads write (one read-modify-write per counter); a histogram takes one kind of write only.
+// Threading: any number of threads record at once (one relaxed read-modify-write on the bucket,
+// and on the maximum only when a sample exceeds it), and any thread may take a snapshot at the
+// same time, seeing each bucket at some recent value. The count is the sum of the buckets,
+// computed by the snapshot, so nothing else is written per sample.
 #pragma once
 
 #include <array>
@@ -72,18 +72,9 @@ class HistogramSnapshot {
 
 class Histogram {
   public:
-    // Single writer only.
+    // Safe from any number of threads at once.
     void record(std::uint64_t value) noexcept {
-        bump(counts_[HistogramSnapshot::bucket_of(value)]);
-        bump(count_);
-        if (value > max_.load(std::memory_order_relaxed)) {
-            max_.store(value, std::memory_order_relaxed);
-        }
-    }
-    // Any number of writers at once; never mixed with record() on the same histogram.
-    void record_shared(std::uint64_t value) noexcept {
         counts_[HistogramSnapshot::bucket_of(value)].fetch_add(1, std::memory_order_relaxed);
-        count_.fetch_add(1, std::memory_order_relaxed);
         std::uint64_t seen = max_.load(std::memory_order_relaxed);
         while (value > seen &&
                !max_.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
@@ -91,16 +82,9 @@ class Histogram {
     }
     // Safe from any thread.
     void snapshot_into(HistogramSnapshot& out) const noexcept;
-    [[nodiscard]] std::uint64_t count() const noexcept {
-        return count_.load(std::memory_order_relaxed);
-    }
 
   private:
-    static void bump(std::atomic<std::uint64_t>& c) noexcept {
-        c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    }
     std::array<std::atomic<std::uint64_t>, HistogramSnapshot::kBuckets> counts_{};
-    std::atomic<std::uint64_t> count_{0};
     std::atomic<std::uint64_t> max_{0};
 };
 
