@@ -51,16 +51,19 @@ void ConsumerThread::run() {
         try {
             serve_batch(events, spin_until);
         } catch (const std::exception& e) {
-            counts.consumer_errors.add();
-            if (failures_.fail(steady_ns()))
-                log::emit(log::Level::err, "consumer failed; it carries on",
-                          {{"consumer", index_}, {"error", e.what()}});
+            failed("consumer failed; it carries on", e);
             back_off();
         }
     }
     busy_since.store(0, std::memory_order_relaxed);
     exited_.store(true, std::memory_order_release);
     shared_.count_exited();
+}
+
+void ConsumerThread::failed(const char* what, const std::exception& e) {
+    counts.consumer_errors.add();
+    if (failures_.fail(steady_ns()))
+        log::emit(log::Level::err, what, {{"consumer", index_}, {"error", e.what()}});
 }
 
 void ConsumerThread::back_off() {
@@ -112,10 +115,7 @@ void ConsumerThread::serve_batch(std::vector<epoll_event>& events, std::int64_t&
         try {
             handle(events[static_cast<std::size_t>(i)].data.u64);
         } catch (const std::exception& e) {
-            counts.consumer_errors.add();
-            if (failures_.fail(steady_ns()))
-                log::emit(log::Level::err, "event handling failed; the consumer carries on",
-                          {{"consumer", index_}, {"error", e.what()}});
+            failed("event handling failed; the consumer carries on", e);
         }
     }
     flush_released();

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <span>
 #include <string>
 #include <thread>
@@ -55,6 +56,8 @@ class alignas(64) ConsumerThread {
     // One epoll_wait and the events it brings.
     void serve_batch(std::vector<epoll_event>& events, std::int64_t& spin_until);
     int wait(std::span<epoll_event> events, int timeout_ms);
+    // An exception out of a batch or an event: counted, logged once per episode.
+    void failed(const char* what, const std::exception& e);
     // After a failure: waits, and notices a stop the consumer cannot see otherwise.
     void back_off();
     void handle(std::uint64_t token);

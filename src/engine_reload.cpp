@@ -10,8 +10,6 @@
 namespace evfly {
 
 using detail::ConsumerThread;
-using detail::ProducerThread;
-using detail::Shared;
 using detail::Spec;
 
 namespace {

@@ -40,8 +40,40 @@ void line(std::string& out, const char* fmt, auto... args) {
     out += buf;
 }
 
+// The producer counts exported as counters, by producer and kind.
+struct CounterFamily {
+    const char* name;
+    const char* help;
+    std::uint64_t ProducerCounts::*count;
+};
+constexpr CounterFamily kCounterFamilies[] = {
+    {"evfly_events_total", "Events fired (eventfd writes, timerfd expirations).",
+     &ProducerCounts::fired},
+    {"evfly_values_written_total", "Sum of the values written (timerfd: expirations).",
+     &ProducerCounts::value_written},
+    {"evfly_values_read_total", "Sum of the values read by consumers (timerfd: expirations).",
+     &ProducerCounts::value_read},
+    {"evfly_drained_at_stop_total",
+     "Values the producer's stop read because no consumer had (never handled).",
+     &ProducerCounts::drained_at_stop},
+    {"evfly_overruns_total", "Timer expirations beyond the first in one read.",
+     &ProducerCounts::overruns},
+    {"evfly_schedule_due_total",
+     "Fires the producer's schedule called for (flat out and timerfd: as fired).",
+     &ProducerCounts::due},
+    {"evfly_schedule_late_total", "Fires made more than one period after their due time.",
+     &ProducerCounts::late},
+    {"evfly_schedule_skipped_total",
+     "Scheduled fires given up on (a catch-up beyond 1 s, or owed at the stop).",
+     &ProducerCounts::skipped},
+    {"evfly_stalls_total", "Episodes with an event in flight longer than daemon.stall_after.",
+     &ProducerCounts::stalls},
+    {"evfly_clock_jumps_total", "Realtime timer reads that reported a wall-clock step (ECANCELED).",
+     &ProducerCounts::clock_jumps},
+};
+
 void counter_family(std::string& out, const Report& report, const char* name, const char* help,
-                    std::uint64_t ProducerReport::*field) {
+                    std::uint64_t ProducerCounts::*field) {
     line(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
     for (const auto& p : report.producers) {
         line(out, "%s{producer=\"%s\",kind=\"%s\"} %llu\n", name, label(p.name).c_str(),
@@ -100,33 +132,8 @@ void by_cpu(std::string& out, const std::vector<CpuLatency>& cpus) {
 
 std::string prometheus_text(const Report& report, const MetricsExtras& extras) {
     std::string out;
-    counter_family(out, report, "evfly_events_total",
-                   "Events fired (eventfd writes, timerfd expirations).", &ProducerReport::fired);
-    counter_family(out, report, "evfly_values_written_total",
-                   "Sum of the values written (timerfd: expirations).",
-                   &ProducerReport::value_written);
-    counter_family(out, report, "evfly_values_read_total",
-                   "Sum of the values read by consumers (timerfd: expirations).",
-                   &ProducerReport::value_read);
-    counter_family(out, report, "evfly_drained_at_stop_total",
-                   "Values the producer's stop read because no consumer had (never handled).",
-                   &ProducerReport::drained_at_stop);
-    counter_family(out, report, "evfly_overruns_total",
-                   "Timer expirations beyond the first in one read.", &ProducerReport::overruns);
-    counter_family(out, report, "evfly_schedule_due_total",
-                   "Fires the producer's schedule called for (flat out and timerfd: as fired).",
-                   &ProducerReport::due);
-    counter_family(out, report, "evfly_schedule_late_total",
-                   "Fires made more than one period after their due time.", &ProducerReport::late);
-    counter_family(out, report, "evfly_schedule_skipped_total",
-                   "Scheduled fires given up on (a catch-up beyond 1 s, or owed at the stop).",
-                   &ProducerReport::skipped);
-    counter_family(out, report, "evfly_stalls_total",
-                   "Episodes with an event in flight longer than daemon.stall_after.",
-                   &ProducerReport::stalls);
-    counter_family(out, report, "evfly_clock_jumps_total",
-                   "Realtime timer reads that reported a wall-clock step (ECANCELED).",
-                   &ProducerReport::clock_jumps);
+    for (const CounterFamily& family : kCounterFamilies)
+        counter_family(out, report, family.name, family.help, family.count);
     out +=
         "# HELP evfly_latency_seconds eventfd: from when the event was due to consumed; timerfd: "
         "lateness behind the due tick.\n# TYPE evfly_latency_seconds histogram\n";
