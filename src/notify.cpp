@@ -22,7 +22,11 @@ class SystemdNotifier final : public Notifier {
                      static_cast<unsigned long long>(now.tv_sec) * 1'000'000ULL +
                          static_cast<unsigned long long>(now.tv_nsec / 1000));
     }
-    void stopping() override { ::sd_notify(0, "STOPPING=1"); }
+    void stopping(std::chrono::microseconds drain) override {
+        // EXTEND_TIMEOUT_USEC (systemd 236 and later) only ever extends TimeoutStopSec=.
+        ::sd_notifyf(0, "STOPPING=1\nEXTEND_TIMEOUT_USEC=%llu",
+                     static_cast<unsigned long long>(drain.count()));
+    }
     void status(const std::string& status) override {
         ::sd_notifyf(0, "STATUS=%s", status.c_str());
     }

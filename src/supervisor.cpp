@@ -30,6 +30,8 @@ constexpr Nanos kFirstStats = std::chrono::seconds(1);
 // While a reload's leftovers drain (a removed producer, consumers leaving), they are collected
 // this often, whatever the stats interval; then the supervisor sleeps again.
 constexpr Nanos kCollectEvery = std::chrono::milliseconds(100);
+// What a stop takes beyond the drain, told to systemd with STOPPING=1.
+constexpr Nanos kStopMargin = std::chrono::seconds(10);
 
 Fd make_signalfd() {
     sigset_t set;
@@ -377,7 +379,10 @@ class Supervisor {
     }
 
     RunResult finish(const std::string& reason) {
-        notifier_->stopping();
+        // The drain takes up to shutdown_timeout; joining the threads, the summary and the last
+        // metrics get kStopMargin more.
+        notifier_->stopping(std::chrono::duration_cast<std::chrono::microseconds>(
+            config_.daemon.shutdown_timeout + kStopMargin));
         log::emit(log::Level::info, "stopping", {{"reason", reason}});
         // During the drain a second SIGTERM changes nothing (it stays blocked, unread), but a
         // second SIGINT, an operator's second Ctrl-C, ends the process at once: SIGINT is

@@ -16,8 +16,9 @@ class Notifier {
     virtual void ready(const std::string& status) = 0;
     // A reload begins.
     virtual void reloading() = 0;
-    // The daemon stops.
-    virtual void stopping() = 0;
+    // The daemon stops, and needs up to `drain` for it: the service manager's stop timeout is
+    // extended to that, so a long shutdown_timeout is not cut short.
+    virtual void stopping(std::chrono::microseconds drain) = 0;
     virtual void status(const std::string& status) = 0;
     // The pool makes progress: the watchdog may be fed.
     virtual void watchdog() = 0;

@@ -333,6 +333,10 @@ TEST(Daemon, NotifiesReadyWatchdogAndStopping) {
     ASSERT_NE(stopping, std::string::npos) << received;
     EXPECT_LT(ready, watchdog);
     EXPECT_LT(watchdog, stopping);
+    // The stop asks for the drain's shutdown_timeout (5 s) and 10 s more, so that a unit's
+    // TimeoutStopSec= never cuts a long drain short.
+    EXPECT_NE(received.find("STOPPING=1\nEXTEND_TIMEOUT_USEC=15000000"), std::string::npos)
+        << received;
 }
 
 TEST(Daemon, StatusCarriesTheLiveSummaryEveryStatsInterval) {
