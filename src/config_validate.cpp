@@ -128,6 +128,7 @@ void validate_placement(TomlValidator& check, const TomlValue& table, const std:
     }
     SchedPolicy policy = SchedPolicy::other;
     std::vector<std::pair<std::string, SchedPolicy>> policies;
+    policies.reserve(detail::kSchedPolicies.size());
     for (const auto& known : detail::kSchedPolicies)
         policies.emplace_back(known.name, known.policy);
     if (check.choice(table, prefix, "policy", policy, policies)) p.policy = policy;
