@@ -164,7 +164,9 @@ void ConsumerThread::handle(std::uint64_t token) {
         return;
     }
     // The persistent, semaphore and timer halves check the generation once more under the
-    // slot's lock, which their producer's retire takes too.
+    // slot's lock, which their producer's retire takes too, and say when it turned out stale.
+    // Dispatched: handed to its handler; an event for a registration retired meanwhile is stale
+    // instead, never both.
     bool handled = true;
     switch (mode) {
         case SlotMode::per_event:
@@ -180,9 +182,11 @@ void ConsumerThread::handle(std::uint64_t token) {
             handled = handle_timer(slot, index, generation);
             break;
     }
-    // Dispatched: handed to its handler; an event for a registration retired meanwhile is stale
-    // instead, never both.
-    (handled ? counts.events_dispatched : counts.stale_events).add();
+    if (handled) {
+        counts.events_dispatched.add();
+    } else {
+        counts.stale_events.add();
+    }
 }
 
 void ConsumerThread::take_retire_token() {
@@ -256,14 +260,6 @@ void ConsumerThread::rearm(int fd, std::uint64_t token) {
         log::emit(log::Level::err, "epoll_ctl MOD failed",
                   {{"fd", fd}, {"error", errno_text(err)}});
     }
-}
-
-int ConsumerThread::record_eventfd(std::int64_t latency, std::int64_t delivery, int fire_cpu) {
-    const int cpu = current_cpu();
-    shared_.cpu_latency.record_eventfd(cpu, fire_cpu,
-                                       static_cast<std::uint64_t>(latency > 0 ? latency : 0),
-                                       static_cast<std::uint64_t>(delivery > 0 ? delivery : 0));
-    return cpu;
 }
 
 void ConsumerThread::flush_released() {

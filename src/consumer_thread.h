@@ -82,7 +82,13 @@ class alignas(64) ConsumerThread {
     void read_failed(const char* what, int fd, int err);
     // Records one eventfd sample in the pool's recorder: due -> consumed and written -> consumed,
     // in ns, under the CPU it is read on and split by `fire_cpu`. Returns the CPU it was read on.
-    int record_eventfd(std::int64_t latency, std::int64_t delivery, int fire_cpu);
+    int record_eventfd(std::int64_t latency, std::int64_t delivery, int fire_cpu) {
+        const int cpu = current_cpu();
+        shared_.cpu_latency.record_eventfd(cpu, fire_cpu,
+                                           static_cast<std::uint64_t>(latency > 0 ? latency : 0),
+                                           static_cast<std::uint64_t>(delivery > 0 ? delivery : 0));
+        return cpu;
+    }
     // Hands the per-event slots closed in this batch back to their producers, one lock each.
     void flush_released();
 

@@ -182,7 +182,7 @@ bool ProducerThread::sleep_until(const std::stop_token& stop, std::int64_t deadl
     return !stop.stop_requested();
 }
 
-int ProducerThread::create_fd(const std::stop_token& stop, const NewFd& what) {
+int ProducerThread::create_fd_retrying(const std::stop_token& stop, const NewFd& what) {
     std::int64_t backoff_ns = kFdBackoffMinNs;
     const char* const syscall = what.timer ? "timerfd_create" : "eventfd";
     while (!stop.stop_requested()) {
@@ -233,17 +233,6 @@ int ProducerThread::create_fd(const std::stop_token& stop, const NewFd& what) {
         backoff_ns = std::min(backoff_ns * 2, kFdBackoffMaxNs);
     }
     return -1;
-}
-
-int ProducerThread::register_fd(std::uint32_t index, int fd) {
-    Slot& slot = shared_.slots[index];
-    slot.fd.store(fd, std::memory_order_relaxed);
-    const std::uint64_t generation = slot.generation.load(std::memory_order_relaxed);
-    const int err = shared_.hooks.epoll_add_errno != 0
-                        ? shared_.hooks.epoll_add_errno
-                        : shared_.epoll.add(fd, kOneShotEvents, make_token(index, generation));
-    if (err != 0) slot.fd.store(-1, std::memory_order_relaxed);
-    return err;
 }
 
 bool ProducerThread::settle(std::int64_t deadline_ns) {

@@ -102,6 +102,8 @@ class SlotPool {
     const ProducerConfig& config_;
     const Handler handler_;
 };
+// What consumers read of a producer on every event fits one cache line (see ProducerThread).
+static_assert(sizeof(SlotPool) <= 64);
 
 struct alignas(64) Slot {
     std::atomic<std::uint64_t> generation{0};
