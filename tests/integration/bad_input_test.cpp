@@ -139,11 +139,7 @@ TEST(BadConfigPath, UnreadableByAnUnprivilegedUser) {
     SpawnOptions spawn;
     if (::geteuid() == 0) {
         ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
-        // The binary under test may sit where nobody cannot reach it: run a copy from here.
-        spawn.program = dir.path() + "/evflyd";
-        std::filesystem::copy_file(EVFLYD_PATH, spawn.program);
-        std::filesystem::permissions(spawn.program, std::filesystem::perms(0755));
-        spawn.uid = 65534;
+        spawn = evfly::test::as_nobody(dir);
     } else {
         ASSERT_EQ(::chmod(path.c_str(), 0), 0);
     }

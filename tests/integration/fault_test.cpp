@@ -282,10 +282,7 @@ rate = 100
     const auto r =
         evfly::test::run_evflyd({"-c", config, "--run-for", "1500ms", "--summary", summary}, spawn);
     ASSERT_EQ(r.code, 0) << r.err;
-    std::size_t logged = 0;
-    for (const auto& line : evfly::test::lines(r.err))
-        if (line.find("epoll_ctl ADD failed") != std::string::npos) ++logged;
-    EXPECT_EQ(logged, 1u) << r.err;
+    EXPECT_EQ(evfly::test::count_lines_with(r.err, "epoll_ctl ADD failed"), 1u) << r.err;
     const json s = summary_of(summary);
     expect_clean(s);
     EXPECT_EQ(s["totals"]["fired"], 0);
@@ -355,10 +352,7 @@ rate = 100
     const auto r = evfly::test::run_evflyd(
         {"-c", config, "--run-for", "1500ms", "--summary", summary}, spawn, 20s);
     ASSERT_EQ(r.code, 0) << r.err;
-    std::size_t logged = 0;
-    for (const auto& line : evfly::test::lines(r.err))
-        if (line.find("epoll_wait failed; retrying") != std::string::npos) ++logged;
-    EXPECT_EQ(logged, 2u) << r.err;
+    EXPECT_EQ(evfly::test::count_lines_with(r.err, "epoll_wait failed; retrying"), 2u) << r.err;
     const json s = summary_of(summary);
     EXPECT_EQ(s["totals"]["lost"], 0);
     EXPECT_EQ(s["drained"], true);

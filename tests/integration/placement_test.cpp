@@ -145,12 +145,7 @@ TEST(Placement, AppliedAtStartAndChangedInPlaceByAReload) {
 TEST(Placement, APolicyTheProcessMayNotUseIsAClearError) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a copy as nobody";
     TempDir dir;
-    std::filesystem::permissions(dir.path(), std::filesystem::perms(0777));
-    SpawnOptions spawn;
-    spawn.program = dir.path() + "/evflyd";
-    std::filesystem::copy_file(EVFLYD_PATH, spawn.program);
-    std::filesystem::permissions(spawn.program, std::filesystem::perms(0755));
-    spawn.uid = 65534;
+    const SpawnOptions spawn = evfly::test::as_nobody(dir);
     const std::string fifo = config_of("policy = \"fifo\"\npriority = 10", "");
     const std::string denied = dir.write("fifo.toml", fifo);
     std::filesystem::permissions(denied, std::filesystem::perms(0644));
@@ -186,12 +181,7 @@ TEST(Placement, AReloadThatCannotPlaceEveryThreadChangesNothing) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a copy as nobody";
     if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs two CPUs to see a change";
     TempDir dir;
-    std::filesystem::permissions(dir.path(), std::filesystem::perms(0777));
-    SpawnOptions spawn;
-    spawn.program = dir.path() + "/evflyd";
-    std::filesystem::copy_file(EVFLYD_PATH, spawn.program);
-    std::filesystem::permissions(spawn.program, std::filesystem::perms(0755));
-    spawn.uid = 65534;
+    const SpawnOptions spawn = evfly::test::as_nobody(dir);
     const auto install = [&](const std::string& text) {
         const std::string next = dir.write("next.toml", text);
         std::filesystem::permissions(next, std::filesystem::perms(0644));
@@ -288,12 +278,7 @@ TEST(Placement, CpuWakeLatencyIsAskedWhileRunningAndChangedByAReload) {
     EXPECT_EQ(summary_of(summary)["placement"]["cpu_dma_latency_us"], 5);
 
     // Not allowed to ask (nobody cannot open the device): a clear error at the start.
-    std::filesystem::permissions(dir.path(), std::filesystem::perms(0777));
-    SpawnOptions spawn;
-    spawn.program = dir.path() + "/evflyd";
-    std::filesystem::copy_file(EVFLYD_PATH, spawn.program);
-    std::filesystem::permissions(spawn.program, std::filesystem::perms(0755));
-    spawn.uid = 65534;
+    const SpawnOptions spawn = evfly::test::as_nobody(dir);
     const std::string denied = dir.write("denied.toml", config_of("cpu_dma_latency = \"0us\"", ""));
     std::filesystem::permissions(denied, std::filesystem::perms(0644));
     const auto r = evfly::test::run_evflyd({"-c", denied}, spawn, 10s);

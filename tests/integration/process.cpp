@@ -189,4 +189,21 @@ int thread_count(pid_t pid, const std::string& prefix) {
     return count;
 }
 
+SpawnOptions as_nobody(const TempDir& dir) {
+    std::filesystem::permissions(dir.path(), std::filesystem::perms(0777));
+    SpawnOptions spawn;
+    spawn.program = dir.path() + "/evflyd";
+    std::filesystem::copy_file(EVFLYD_PATH, spawn.program);
+    std::filesystem::permissions(spawn.program, std::filesystem::perms(0755));
+    spawn.uid = 65534;
+    return spawn;
+}
+
+std::size_t count_lines_with(const std::string& text, const std::string& needle) {
+    std::size_t n = 0;
+    for (const auto& line : lines(text))
+        if (line.find(needle) != std::string::npos) ++n;
+    return n;
+}
+
 }  // namespace evfly::test

@@ -53,7 +53,14 @@ struct Result {
 Result run_evflyd(const std::vector<std::string>& args, const SpawnOptions& options = {},
                   std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+// Options that run a copy of the evflyd under test from `dir`, as nobody (uid 65534), with `dir`
+// open to everyone: root is not held by the limits and permissions some tests need, and the
+// binary under test may sit where nobody cannot reach it.
+SpawnOptions as_nobody(const TempDir& dir);
+
 std::string read_file(const std::string& path);
+// How many lines of `text` contain `needle`.
+std::size_t count_lines_with(const std::string& text, const std::string& needle);
 std::vector<std::string> lines(const std::string& text);
 // Sum of voluntary context switches of the threads of `pid` whose name starts with `prefix`.
 long long thread_ctx_switches(pid_t pid, const std::string& prefix);
