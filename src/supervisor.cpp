@@ -95,18 +95,18 @@ class Supervisor {
           engine_(config, TestHooks::from_environment()),
           stats_(engine_, start_),
           metrics_(config.metrics.textfile) {
-        (void)loop_.add(signals_.get(), EPOLLIN, kSignals);
-        (void)loop_.add(stats_timer_.get(), EPOLLIN, kStats);
+        watch(signals_, kSignals);
+        watch(stats_timer_, kStats);
         // The first stats line comes after at most a second, so whoever starts evflyd sees it
         // working at once; then one every stats_interval.
         set_timer(stats_timer_, std::min(config.daemon.stats_interval, kFirstStats),
                   config.daemon.stats_interval);
-        (void)loop_.add(stall_timer_.get(), EPOLLIN, kStall);
-        (void)loop_.add(warmup_timer_.get(), EPOLLIN, kWarmup);
-        (void)loop_.add(collect_timer_.get(), EPOLLIN, kCollect);
+        watch(stall_timer_, kStall);
+        watch(warmup_timer_, kWarmup);
+        watch(collect_timer_, kCollect);
         if (options.run_for) {
             run_timer_ = make_timer();
-            (void)loop_.add(run_timer_.get(), EPOLLIN, kRunFor);
+            watch(run_timer_, kRunFor);
         }
         if (const auto interval = notifier_->watchdog_interval(); interval.count() > 0) {
             // Ping at half the interval, as sd_watchdog_enabled(3) recommends.
@@ -114,7 +114,7 @@ class Supervisor {
             watchdog_limit_ = 2 * half;
             watchdog_timer_ = make_timer();
             set_timer(watchdog_timer_, half, half);
-            (void)loop_.add(watchdog_timer_.get(), EPOLLIN, kWatchdog);
+            watch(watchdog_timer_, kWatchdog);
         }
     }
 
@@ -159,6 +159,13 @@ class Supervisor {
     }
 
   private:
+    // Adds one of the supervisor's fds to its loop. A loop that cannot watch its signalfd or a
+    // timer could never be stopped or report: that is an error at start (exit 71).
+    void watch(const Fd& fd, Source source) {
+        if (const int err = loop_.add(fd.get(), EPOLLIN, source); err != 0)
+            throw std::system_error(err, std::generic_category(), "epoll_ctl ADD (supervisor)");
+    }
+
     // Handles what one epoll_wait returns; a non-empty result is the reason to stop.
     std::string wait_once() {
         std::array<epoll_event, 4> events{};

@@ -362,6 +362,42 @@ rate = 100
     EXPECT_GT(s["totals"]["consumer_errors"].get<int>(), 100);
 }
 
+// The kernel's limit on epoll watches per user (fs.epoll.max_user_watches), lowered for the
+// test's user (nobody) so far that not even the supervisor's own timers fit: the daemon says so
+// and exits 71 at once (it used to start deaf to its signals and could not be stopped).
+TEST(Fault, TooFewEpollWatchesToStartIsAClearError) {
+    const char* const kLimit = "/proc/sys/fs/epoll/max_user_watches";
+    if (::geteuid() != 0 || ::access(kLimit, W_OK) != 0)
+        GTEST_SKIP() << "needs root and a writable " << kLimit;
+    const std::string before = evfly::test::read_file(kLimit);
+    struct Restore {
+        const char* path;
+        std::string value;
+        ~Restore() {
+            if (FILE* f = std::fopen(path, "w")) {
+                std::fputs(value.c_str(), f);
+                std::fclose(f);
+            }
+        }
+    } restore{kLimit, before};
+    TempDir dir;
+    const std::string config = dir.write("few.toml",
+                                         "[[producer]]\nname = \"p\"\nkind = "
+                                         "\"eventfd\"\nrate = 100\n");
+    std::filesystem::permissions(config, std::filesystem::perms(0644));
+    const SpawnOptions spawn = evfly::test::as_nobody(dir);
+    {
+        FILE* f = std::fopen(kLimit, "w");
+        ASSERT_NE(f, nullptr);
+        std::fputs("3\n", f);
+        std::fclose(f);
+    }
+    const auto r = evfly::test::run_evflyd({"-c", config, "--run-for", "1s"}, spawn, 10s);
+    EXPECT_EQ(r.code, 71) << r.err;
+    EXPECT_NE(r.err.find("epoll_ctl ADD"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+}
+
 TEST(Fault, SecondSigtermDuringTheDrainStaysGraceful) {
     TempDir dir;
     const std::string config = dir.write("slow.toml", kSlowDrain);
