@@ -6,7 +6,8 @@
 
 namespace evfly {
 
-std::size_t HistogramSnapshot::bucket_of(std::uint64_t value) noexcept {
+template <int SubBits>
+std::size_t BasicHistogramSnapshot<SubBits>::bucket_of(std::uint64_t value) noexcept {
     if (value < kSubBuckets) return static_cast<std::size_t>(value);
     const auto exponent = static_cast<int>(std::bit_width(value)) - 1;  // >= kSubBits
     if (exponent > kMaxExponent) return kBuckets - 1;
@@ -14,7 +15,8 @@ std::size_t HistogramSnapshot::bucket_of(std::uint64_t value) noexcept {
     return static_cast<std::size_t>(exponent - kSubBits + 1) * kSubBuckets + sub;
 }
 
-std::uint64_t HistogramSnapshot::bucket_value(std::size_t bucket) noexcept {
+template <int SubBits>
+std::uint64_t BasicHistogramSnapshot<SubBits>::bucket_value(std::size_t bucket) noexcept {
     if (bucket < kSubBuckets) return bucket;
     const auto exponent = static_cast<int>(bucket / kSubBuckets) + kSubBits - 1;
     const std::uint64_t sub = bucket % kSubBuckets;
@@ -24,32 +26,38 @@ std::uint64_t HistogramSnapshot::bucket_value(std::size_t bucket) noexcept {
     return low + (width - 1) / 2;
 }
 
-std::uint64_t HistogramSnapshot::bucket_lower(std::size_t bucket) noexcept {
+template <int SubBits>
+std::uint64_t BasicHistogramSnapshot<SubBits>::bucket_lower(std::size_t bucket) noexcept {
     if (bucket < kSubBuckets) return bucket;
     const auto exponent = static_cast<int>(bucket / kSubBuckets) + kSubBits - 1;
     return (kSubBuckets + bucket % kSubBuckets) << (exponent - kSubBits);
 }
 
-std::uint64_t HistogramSnapshot::bucket_upper(std::size_t bucket) noexcept {
+template <int SubBits>
+std::uint64_t BasicHistogramSnapshot<SubBits>::bucket_upper(std::size_t bucket) noexcept {
     if (bucket < kSubBuckets) return bucket;
     const auto exponent = static_cast<int>(bucket / kSubBuckets) + kSubBits - 1;
     return bucket_lower(bucket) + (std::uint64_t{1} << (exponent - kSubBits)) - 1;
 }
 
-void HistogramSnapshot::add(std::uint64_t value) noexcept {
+template <int SubBits>
+void BasicHistogramSnapshot<SubBits>::add(std::uint64_t value) noexcept {
     ++counts_[bucket_of(value)];
     ++count_;
     max_ = std::max(max_, value);
 }
 
-void HistogramSnapshot::merge(const HistogramSnapshot& other) noexcept {
+template <int SubBits>
+void BasicHistogramSnapshot<SubBits>::merge(const BasicHistogramSnapshot& other) noexcept {
     for (std::size_t i = 0; i < kBuckets; ++i) counts_[i] += other.counts_[i];
     count_ += other.count_;
     max_ = std::max(max_, other.max_);
 }
 
-HistogramSnapshot HistogramSnapshot::since(const HistogramSnapshot& earlier) const noexcept {
-    HistogramSnapshot diff;
+template <int SubBits>
+BasicHistogramSnapshot<SubBits> BasicHistogramSnapshot<SubBits>::since(
+    const BasicHistogramSnapshot& earlier) const noexcept {
+    BasicHistogramSnapshot diff;
     for (std::size_t i = 0; i < kBuckets; ++i) {
         // A writer may have bumped a bucket after the total was read: never go below zero.
         const std::uint64_t d =
@@ -61,7 +69,8 @@ HistogramSnapshot HistogramSnapshot::since(const HistogramSnapshot& earlier) con
     return diff;
 }
 
-std::uint64_t HistogramSnapshot::quantile(double q) const noexcept {
+template <int SubBits>
+std::uint64_t BasicHistogramSnapshot<SubBits>::quantile(double q) const noexcept {
     std::uint64_t total = 0;
     for (const std::uint64_t c : counts_) total += c;
     if (total == 0) return 0;
@@ -75,14 +84,16 @@ std::uint64_t HistogramSnapshot::quantile(double q) const noexcept {
     return max_;
 }
 
-std::uint64_t HistogramSnapshot::count_up_to(std::uint64_t value) const noexcept {
+template <int SubBits>
+std::uint64_t BasicHistogramSnapshot<SubBits>::count_up_to(std::uint64_t value) const noexcept {
     const std::size_t last = bucket_of(value);
     std::uint64_t n = 0;
     for (std::size_t i = 0; i <= last; ++i) n += counts_[i];
     return n;
 }
 
-double HistogramSnapshot::approx_sum() const noexcept {
+template <int SubBits>
+double BasicHistogramSnapshot<SubBits>::approx_sum() const noexcept {
     double sum = 0;
     for (std::size_t i = 0; i < kBuckets; ++i) {
         if (counts_[i] != 0)
@@ -91,18 +102,25 @@ double HistogramSnapshot::approx_sum() const noexcept {
     return sum;
 }
 
-Percentiles HistogramSnapshot::percentiles() const noexcept {
+template <int SubBits>
+Percentiles BasicHistogramSnapshot<SubBits>::percentiles() const noexcept {
     return Percentiles{count_,         quantile(0.50),  quantile(0.90),
                        quantile(0.99), quantile(0.999), max_};
 }
 
-void Histogram::snapshot_into(HistogramSnapshot& out) const noexcept {
+template <int SubBits>
+void BasicHistogram<SubBits>::snapshot_into(Snapshot& out) const noexcept {
     out.count_ = 0;
-    for (std::size_t i = 0; i < HistogramSnapshot::kBuckets; ++i) {
+    for (std::size_t i = 0; i < Snapshot::kBuckets; ++i) {
         out.counts_[i] = counts_[i].load(std::memory_order_relaxed);
         out.count_ += out.counts_[i];
     }
     out.max_ = max_.load(std::memory_order_relaxed);
 }
+
+template class BasicHistogramSnapshot<7>;
+template class BasicHistogramSnapshot<4>;
+template class BasicHistogram<7>;
+template class BasicHistogram<4>;
 
 }  // namespace evfly

@@ -115,3 +115,33 @@ TEST(Histogram, BucketBoundsAreExactlyTheValuesThatMapToTheBucket) {
     EXPECT_EQ(h.bucket_count(HistogramSnapshot::bucket_of(1'000)), 2u);
     EXPECT_EQ(h.bucket_count(HistogramSnapshot::bucket_of(5'000'000)), 1u);
 }
+
+TEST(Histogram, CoarseBucketsAreWithinThreePercentAndAgreeWithTheFineOnes) {
+    using Coarse = evfly::CoarseHistogramSnapshot;
+    for (std::size_t b = 0; b + 1 < Coarse::kBuckets; ++b) {
+        ASSERT_EQ(Coarse::bucket_of(Coarse::bucket_lower(b)), b) << b;
+        ASSERT_EQ(Coarse::bucket_of(Coarse::bucket_upper(b) + 1), b + 1) << b;
+    }
+    evfly::CoarseHistogram coarse;
+    Histogram fine;
+    std::mt19937_64 rng(7);
+    std::vector<std::uint64_t> values;
+    for (int i = 0; i < 20'000; ++i) {
+        const auto v = static_cast<std::uint64_t>(
+            std::exp(std::uniform_real_distribution<double>(std::log(100.0), std::log(1e9))(rng)));
+        values.push_back(v);
+        coarse.record(v);
+        fine.record(v);
+    }
+    std::sort(values.begin(), values.end());
+    Coarse cs;
+    HistogramSnapshot fs;
+    coarse.snapshot_into(cs);
+    fine.snapshot_into(fs);
+    EXPECT_EQ(cs.count(), fs.count());
+    EXPECT_EQ(cs.max(), fs.max());
+    for (const double q : {0.5, 0.9, 0.99, 0.999}) {
+        const auto exact = static_cast<double>(exact_quantile(values, q));
+        EXPECT_LE(std::abs(static_cast<double>(cs.quantile(q)) - exact) / exact, 0.032) << q;
+    }
+}

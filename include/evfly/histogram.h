@@ -1,9 +1,11 @@
 // Histogram: a log-linear latency histogram with a bounded relative error.
 //
-// Values are nanoseconds. Below 128 ns every value has its own bucket; above, each power of two
-// is split into 128 equal buckets, so a bucket is at most 1/128 of its lower bound wide and the
-// midpoint reported for it is within 0.4 % of any value in it. Values above 2^37 ns (about
-// 137 s) land in the last bucket; the exact maximum is kept separately.
+// Values are nanoseconds. Below 2^SubBits ns every value has its own bucket; above, each power of
+// two is split into 2^SubBits equal buckets. Histogram (SubBits 7) has 128 per power of two: a
+// bucket is at most 1/128 of its lower bound wide and the midpoint reported for it is within
+// 0.4 % of any value in it (32 KiB of counters). CoarseHistogram (SubBits 4) has 16: within 3.1 %
+// (4 KiB), for the segments of a path, where that is plenty. Values above 2^37 ns (about 137 s)
+// land in the last bucket; the exact maximum is kept separately.
 //
 // Threading: any number of threads record at once (one relaxed read-modify-write on the bucket,
 // and on the maximum only when a sample exceeds it), and any thread may take a snapshot at the
@@ -27,12 +29,16 @@ struct Percentiles {
     std::uint64_t max = 0;
 };
 
-// A plain (single-threaded) copy of a Histogram's counts, for merging and percentiles.
-class HistogramSnapshot {
+template <int SubBits>
+class BasicHistogram;
+
+// A plain (single-threaded) copy of a histogram's counts, for merging and percentiles.
+template <int SubBits>
+class BasicHistogramSnapshot {
   public:
-    static constexpr int kSubBits = 7;
-    static constexpr std::size_t kSubBuckets = std::size_t{1} << kSubBits;  // 128
-    static constexpr int kMaxExponent = 37;                                 // 2^37 ns
+    static constexpr int kSubBits = SubBits;
+    static constexpr std::size_t kSubBuckets = std::size_t{1} << kSubBits;
+    static constexpr int kMaxExponent = 37;  // 2^37 ns
     static constexpr std::size_t kBuckets = kSubBuckets * (kMaxExponent - kSubBits + 2);
 
     static std::size_t bucket_of(std::uint64_t value) noexcept;
@@ -47,10 +53,11 @@ class HistogramSnapshot {
     }
 
     void add(std::uint64_t value) noexcept;
-    void merge(const HistogramSnapshot& other) noexcept;
+    void merge(const BasicHistogramSnapshot& other) noexcept;
     // Counts recorded since `earlier` (a snapshot of the same histogram taken before). The max is
     // the representative value of the highest non-empty bucket of the difference.
-    [[nodiscard]] HistogramSnapshot since(const HistogramSnapshot& earlier) const noexcept;
+    [[nodiscard]] BasicHistogramSnapshot since(
+        const BasicHistogramSnapshot& earlier) const noexcept;
 
     // The smallest bucket value v such that at least q of all values are <= v (nearest rank).
     [[nodiscard]] std::uint64_t quantile(double q) const noexcept;
@@ -64,28 +71,39 @@ class HistogramSnapshot {
     [[nodiscard]] std::uint64_t max() const noexcept { return max_; }
 
   private:
-    friend class Histogram;
+    friend class BasicHistogram<SubBits>;
     std::array<std::uint64_t, kBuckets> counts_{};
     std::uint64_t count_ = 0;
     std::uint64_t max_ = 0;
 };
 
-class Histogram {
+template <int SubBits>
+class BasicHistogram {
   public:
+    using Snapshot = BasicHistogramSnapshot<SubBits>;
     // Safe from any number of threads at once.
     void record(std::uint64_t value) noexcept {
-        counts_[HistogramSnapshot::bucket_of(value)].fetch_add(1, std::memory_order_relaxed);
+        counts_[Snapshot::bucket_of(value)].fetch_add(1, std::memory_order_relaxed);
         std::uint64_t seen = max_.load(std::memory_order_relaxed);
         while (value > seen &&
                !max_.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
         }
     }
     // Safe from any thread.
-    void snapshot_into(HistogramSnapshot& out) const noexcept;
+    void snapshot_into(Snapshot& out) const noexcept;
 
   private:
-    std::array<std::atomic<std::uint64_t>, HistogramSnapshot::kBuckets> counts_{};
+    std::array<std::atomic<std::uint64_t>, Snapshot::kBuckets> counts_{};
     std::atomic<std::uint64_t> max_{0};
 };
+
+using HistogramSnapshot = BasicHistogramSnapshot<7>;
+using Histogram = BasicHistogram<7>;
+using CoarseHistogramSnapshot = BasicHistogramSnapshot<4>;
+using CoarseHistogram = BasicHistogram<4>;
+extern template class BasicHistogramSnapshot<7>;
+extern template class BasicHistogramSnapshot<4>;
+extern template class BasicHistogram<7>;
+extern template class BasicHistogram<4>;
 
 }  // namespace evfly
