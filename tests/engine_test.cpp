@@ -253,7 +253,9 @@ TEST(Engine, SpinFollowsWorkOnly) {
         EXPECT_TRUE(idle.stop(std::chrono::steady_clock::now() + 5s));
     }
     // Events 1 ms apart. Without spinning, each is a blocking wake-up; spinning 5 ms after each
-    // one, the next is found by a poll instead, and blocking returns are few.
+    // one, the next is found by a poll instead, and blocking returns are few. A stall of this
+    // shared host makes a paced producer catch up in a burst that one return takes whole, so
+    // the two runs are compared with each other rather than each with a fixed share.
     const auto paced = [](const char* spin) {
         return run_for(config_of(std::string("[daemon]\nconsumers = 1\nspin = \"") + spin +
                                  "\"\n[[producer]]\nname = \"paced\"\nkind = \"eventfd\"\nrate "
@@ -263,12 +265,16 @@ TEST(Engine, SpinFollowsWorkOnly) {
     const Report off = paced("0s");
     EXPECT_EQ(off.totals().lost, 0);
     EXPECT_EQ(off.spin_polls, 0u);
-    EXPECT_GE(off.epoll_returns * 10, off.events_dispatched * 9);
+    EXPECT_GE(off.epoll_returns * 2, off.events_dispatched);
     const Report on = paced("5ms");
     EXPECT_EQ(on.totals().lost, 0);
     EXPECT_GT(on.spin_polls, 0u);
     EXPECT_GT(on.events_dispatched, 100u);
-    EXPECT_LT(on.epoll_returns * 2, on.events_dispatched);
+    // Blocking returns per event: with spinning, under half of what they are without.
+    EXPECT_LT(on.epoll_returns * off.events_dispatched * 2,
+              off.epoll_returns * on.events_dispatched)
+        << "off: " << off.epoll_returns << "/" << off.events_dispatched
+        << ", on: " << on.epoll_returns << "/" << on.events_dispatched;
 }
 
 TEST(Engine, TimersCountExpirationsAndOverruns) {
