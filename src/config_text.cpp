@@ -1,6 +1,7 @@
 // A config as text: the names of its enumerations, CPU lists, the [slo] keys, and the effective
 // config printed back as TOML (--print-config).
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <toml.hpp>
 
@@ -110,6 +111,14 @@ void add_placement(OrderedValue::table_type& t, const Placement& p) {
 }
 }  // namespace
 
+std::string format_over(const Config::Explain& explain) {
+    if (explain.over) return format_duration(*explain.over);
+    if (!explain.over_quantile) return {};
+    char text[32];
+    std::snprintf(text, sizeof text, "p%.6g", *explain.over_quantile * 100.0);
+    return text;
+}
+
 std::string to_toml(const Config& config) {
     static constexpr const char* kSinks[] = {"auto", "stderr", "journald", "file"};
     OrderedValue root(toml::table{});
@@ -133,6 +142,21 @@ std::string to_toml(const Config& config) {
                                  {"file", config.log.file}};
     top["log"] = log;
     top["metrics"] = OrderedValue::table_type{{"textfile", config.metrics.textfile}};
+    if (config.explain.enabled()) {
+        const Config::Explain& e = config.explain;
+        OrderedValue::table_type explain;
+        explain.emplace("over", format_over(e));
+        if (e.log_over) explain.emplace("log_over", format_duration(*e.log_over));
+        explain.emplace("worst", e.worst);
+        if (e.trace == Config::Explain::Trace::required) {
+            explain.emplace("trace", "required");
+        } else {
+            explain.emplace("trace", e.trace == Config::Explain::Trace::on);
+        }
+        explain.emplace("trace_buffer_kb", e.trace_buffer_kb);
+        explain.emplace("trace_every", format_duration(e.trace_every));
+        top["explain"] = explain;
+    }
     if (!config.slo.empty()) {
         OrderedValue::table_type slo;
         for (const auto& [key, limit] : config.slo.latency)

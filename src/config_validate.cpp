@@ -19,7 +19,9 @@
 namespace evfly::detail {
 namespace {
 
-const std::set<std::string> kTopKeys{"daemon", "log", "metrics", "slo", "producer"};
+const std::set<std::string> kTopKeys{"daemon", "log", "metrics", "slo", "explain", "producer"};
+const std::set<std::string> kExplainKeys{"over",  "log_over",        "worst",
+                                         "trace", "trace_buffer_kb", "trace_every"};
 const std::set<std::string> kDaemonKeys{
     "consumers", "max_events",  "stats_interval", "shutdown_timeout", "stall_after",
     "warmup",    "spin",        "cpus",           "policy",           "priority",
@@ -159,6 +161,68 @@ void validate_placement(TomlValidator& check, const TomlValue& table, const std:
     if (slack.count() > 0) p.timer_slack = slack;
 }
 
+// "p99.9" -> 0.999; nullopt when it is not a percentile between p50 and p99.9999.
+std::optional<double> parse_percentile(const std::string& text) {
+    if (text.size() < 3 || text[0] != 'p') return std::nullopt;
+    double value = 0;
+    std::size_t used = 0;
+    try {
+        value = std::stod(text.substr(1), &used);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    if (used != text.size() - 1 || !(value >= 50.0 && value <= 99.9999)) return std::nullopt;
+    return value / 100.0;
+}
+
+// [explain]: over (a duration or a percentile), log_over, worst, trace and its settings.
+void validate_explain(TomlValidator& check, const TomlValue& table, Config& config) {
+    Config::Explain& e = config.explain;
+    check.check_keys(table, "explain.", kExplainKeys);
+    if (const std::string* over = check.string(table, "explain.", "over")) {
+        if (const auto q = parse_percentile(*over)) {
+            e.over_quantile = *q;
+        } else {
+            std::string why;
+            const auto d = parse_duration(*over, &why);
+            if (!d || d->count() <= 0 || *d > std::chrono::hours(1)) {
+                check.error(*check.find(table, "over"), "explain.over",
+                            "must be a duration from 1ns to 1h (\"500us\") or a percentile from "
+                            "p50 to p99.9999 (\"p99.9\") (got \"" +
+                                *over + "\")");
+            } else {
+                e.over = *d;
+            }
+        }
+    }
+    Nanos log_over{-1};
+    check.duration(table, "explain.", "log_over", log_over, Nanos(1), std::chrono::hours(1));
+    if (log_over.count() > 0) e.log_over = log_over;
+    check.integer(table, "explain.", "worst", e.worst, 1, 1024);
+    if (const TomlValue* trace = check.find(table, "trace")) {
+        if (trace->is_boolean()) {
+            e.trace =
+                trace->as_boolean() ? Config::Explain::Trace::on : Config::Explain::Trace::off;
+        } else if (trace->is_string() && trace->as_string().str == "required") {
+            e.trace = Config::Explain::Trace::required;
+        } else {
+            check.error(*trace, "explain.trace",
+                        "must be true, false or \"required\" (got " +
+                            std::string(trace->is_string() ? "\"" + trace->as_string().str + "\""
+                                                           : type_name(trace->type())) +
+                            ")");
+        }
+    }
+    check.integer(table, "explain.", "trace_buffer_kb", e.trace_buffer_kb, 64, 1'048'576);
+    check.duration(table, "explain.", "trace_every", e.trace_every, Nanos(0),
+                   std::chrono::hours(1));
+    const bool keys_without_over = !e.enabled() && (check.find(table, "log_over") != nullptr ||
+                                                    check.find(table, "trace") != nullptr);
+    if (keys_without_over && check.find(table, "over") == nullptr)
+        check.error(TomlValidator::line_of(table), "explain.over",
+                    "missing: log_over and trace explain outliers, which over defines");
+}
+
 bool valid_name(const std::string& name) {
     if (name.empty() || name.size() > 32) return false;
     return std::all_of(name.begin(), name.end(), [](char c) {
@@ -279,6 +343,9 @@ Config validate_config(const TomlValue& root, const std::string& file) {
             }
         }
     }
+
+    if (const TomlValue* explain = check.table(root, "explain"))
+        validate_explain(check, *explain, config);
 
     if (const TomlValue* slo = check.table(root, "slo")) {
         std::set<std::string> keys(slo_latency_keys().begin(), slo_latency_keys().end());

@@ -43,6 +43,13 @@ void ConsumerThread::run() {
     if (!placement_.empty())
         placement_error =
             apply_placement(placement_, shared_.placement_defaults, 0, index_, "daemon.");
+    if (index_ < Shared::kMaxConsumers) {
+        park_log_ = &shared_.park_logs[index_];
+        std::uint32_t used = shared_.park_logs_used.load(std::memory_order_relaxed);
+        while (used < index_ + 1 && !shared_.park_logs_used.compare_exchange_weak(
+                                        used, index_ + 1, std::memory_order_relaxed)) {
+        }
+    }
     shared_.count_started();
     std::int64_t spin_until = 0;  // after work, poll without blocking until then (daemon.spin)
     while (!stopping_) {
@@ -78,8 +85,17 @@ void ConsumerThread::serve_batch(std::vector<epoll_event>& events, std::int64_t&
     // A reload may change the batch size; one relaxed load per batch.
     if (const auto want = shared_.max_events.load(std::memory_order_relaxed); want != events.size())
         events.resize(want);
+    // The last event's handler is over: this consumer parks (spinning counts as parked: it is
+    // free to take an event).
+    const std::int64_t now = steady_ns();
+    finish_span(now);
+    if (!parked_) {
+        parked_ = true;
+        park_cpu_ = current_cpu();
+        if (park_log_ != nullptr) park_log_->park(now);
+    }
     int n = 0;
-    if (spin_until != 0 && steady_ns() < spin_until) {
+    if (spin_until != 0 && now < spin_until) {
         // Bounded spinning: only right after work, so an idle pool still never wakes.
         n = wait(events, 0);
         counts.spin_polls.add();
@@ -98,6 +114,10 @@ void ConsumerThread::serve_batch(std::vector<epoll_event>& events, std::int64_t&
         back_off();
         return;
     }
+    batch_returned_ = steady_ns();
+    parked_ = false;
+    if (park_log_ != nullptr) park_log_->unpark(batch_returned_);
+    overrun_ahead_ = 0;
     if (wait_failures_.active()) {
         if (const std::uint64_t failed = wait_failures_.succeed(steady_ns()); failed != 0)
             log::emit(log::Level::info, "epoll_wait works again",
@@ -110,7 +130,9 @@ void ConsumerThread::serve_batch(std::vector<epoll_event>& events, std::int64_t&
             stopping_ = true;
             break;
         }
-        busy_since.store(steady_ns(), std::memory_order_relaxed);
+        turn_ = steady_ns();
+        finish_span(turn_);
+        busy_since.store(turn_, std::memory_order_relaxed);
         // Catch at the top of each event so that one failing event never ends the batch.
         try {
             handle(events[static_cast<std::size_t>(i)].data.u64);
@@ -259,6 +281,53 @@ void ConsumerThread::rearm(int fd, std::uint64_t token) {
         counts.consumer_errors.add();
         log::emit(log::Level::err, "epoll_ctl MOD failed",
                   {{"fd", fd}, {"error", errno_text(err)}});
+    }
+}
+
+void ConsumerThread::found_outlier(const Handler& handler, std::int64_t due, std::int64_t written,
+                                   std::int64_t read, int cpu, int fire_cpu,
+                                   const CpuLatencyRecorder::Path& path) {
+    Outlier o;
+    o.producer = std::string(handler.producer());
+    o.kind = handler.kind;
+    o.consumer = index_;
+    o.consumer_tid = tid.load(std::memory_order_relaxed);
+    o.cpu = cpu;
+    o.park_cpu = park_cpu_;
+    o.fire_cpu = fire_cpu;
+    o.due_ns = due;
+    o.written_ns = written;
+    o.returned_ns = batch_returned_;
+    o.turn_ns = turn_;
+    o.read_ns = read;
+    o.latency_ns = read - due;
+    o.producer_ns = static_cast<std::int64_t>(path.producer);
+    o.wake_up_ns = static_cast<std::int64_t>(path.wake_up);
+    o.batch_ns = static_cast<std::int64_t>(path.batch);
+    o.overrun_ahead_ns = overrun_ahead_;
+    // What the pool was doing: which consumers were parked when it was written, and which
+    // others while it waited in this batch.
+    const std::uint32_t used = shared_.park_logs_used.load(std::memory_order_relaxed);
+    for (std::uint32_t c = 0; c < used; ++c) {
+        const ParkLog& log = shared_.park_logs[c];
+        if (log.parked_during(written, written)) ++o.parked_at_write;
+        if (c != index_ && log.parked_during(batch_returned_, turn_)) ++o.parked_in_batch;
+    }
+    pending_outlier_ = std::move(o);
+}
+
+void ConsumerThread::end_span(std::int64_t now) {
+    span_.pending = false;
+    const std::int64_t handler = std::max<std::int64_t>(now - span_.turn, 0);
+    shared_.cpu_latency.record_handler(span_.cpu, span_.timer, static_cast<std::uint64_t>(handler));
+    overrun_ahead_ += std::max<std::int64_t>(handler - span_.work_ns, 0);
+    if (pending_outlier_) {
+        Outlier& o = *pending_outlier_;
+        o.handler_ns = handler;
+        o.handler_end_ns = now;
+        o.cause = classify(o);
+        shared_.outliers.add(std::move(o));
+        pending_outlier_.reset();
     }
 }
 

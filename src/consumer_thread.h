@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -80,15 +81,50 @@ class alignas(64) ConsumerThread {
     void rearm(int fd, std::uint64_t token);
     // A read of `fd` (an eventfd or a timerfd, `what`) failed with `err`: counted and logged.
     void read_failed(const char* what, int fd, int err);
-    // Records one eventfd sample in the pool's recorder: due -> consumed and written -> consumed,
-    // in ns, under the CPU it is read on and split by `fire_cpu`. Returns the CPU it was read on.
-    int record_eventfd(std::int64_t latency, std::int64_t delivery, int fire_cpu) {
+    // Records one eventfd sample: a fire due at `due` and written at `written` (steady ns),
+    // fired on `fire_cpu`, read now at `read` by `handler`'s producer. Its latency, delivery and
+    // path go to the pool's recorder under the CPU it is read on; its handler segment follows at
+    // the next event or the batch's end. Returns the CPU it was read on.
+    int record_eventfd(std::int64_t due, std::int64_t written, std::int64_t read, int fire_cpu,
+                       const Handler& handler) {
         const int cpu = current_cpu();
-        shared_.cpu_latency.record_eventfd(cpu, fire_cpu,
-                                           static_cast<std::uint64_t>(latency > 0 ? latency : 0),
-                                           static_cast<std::uint64_t>(delivery > 0 ? delivery : 0));
+        const CpuLatencyRecorder::Path path{nonnegative(written - due),
+                                            nonnegative(batch_returned_ - written),
+                                            nonnegative(turn_ - batch_returned_)};
+        shared_.cpu_latency.record_eventfd(cpu, fire_cpu, nonnegative(read - due),
+                                           nonnegative(read - written), path);
+        span_ = Span{true, false, turn_, handler.work_ns, cpu};
+        if (const std::int64_t over = shared_.over_eventfd_ns.load(std::memory_order_relaxed);
+            over != 0 && read - due > over) [[unlikely]]
+            found_outlier(handler, due, written, read, cpu, fire_cpu, path);
         return cpu;
     }
+    // Records one timer read now at `read` (steady ns), `lateness` behind its expiry.
+    int record_timer(std::int64_t lateness, std::int64_t read, const Handler& handler) {
+        const int cpu = current_cpu();
+        const std::int64_t expiry = read - lateness;
+        const CpuLatencyRecorder::Path path{0, nonnegative(batch_returned_ - expiry),
+                                            nonnegative(turn_ - batch_returned_)};
+        shared_.cpu_latency.record_timer(cpu, nonnegative(lateness), path);
+        span_ = Span{true, true, turn_, handler.work_ns, cpu};
+        if (const std::int64_t over = shared_.over_timerfd_ns.load(std::memory_order_relaxed);
+            over != 0 && lateness > over) [[unlikely]]
+            found_outlier(handler, expiry, expiry, read, cpu, -1, path);
+        return cpu;
+    }
+    static std::uint64_t nonnegative(std::int64_t ns) noexcept {
+        return static_cast<std::uint64_t>(ns > 0 ? ns : 0);
+    }
+    // An outlier among this batch's samples: kept until its handler is over.
+    void found_outlier(const Handler& handler, std::int64_t due, std::int64_t written,
+                       std::int64_t read, int cpu, int fire_cpu,
+                       const CpuLatencyRecorder::Path& path);
+    // The handler of the sample in hand is over at `now`: its segment is recorded, and an
+    // outlier among them completed and stored.
+    void finish_span(std::int64_t now) {
+        if (span_.pending) end_span(now);
+    }
+    void end_span(std::int64_t now);
     // Hands the per-event slots closed in this batch back to their producers, one lock each.
     void flush_released();
 
@@ -106,6 +142,24 @@ class alignas(64) ConsumerThread {
     Episode failures_;           // exceptions out of a batch or an event
     Episode wait_failures_;      // epoll_wait failures
     const int fail_waits_with_;  // test hook (epoll_wait_errno); 0
+    // Where this consumer parks (null past Shared::kMaxConsumers), and its path stamps, all
+    // consumer thread only: when the current batch's epoll_wait returned, when the event in hand
+    // began, the CPU it parked on, and what handlers ahead in this batch ran beyond their work.
+    ParkLog* park_log_ = nullptr;
+    bool parked_ = false;
+    std::int64_t batch_returned_ = 0;
+    std::int64_t turn_ = 0;
+    int park_cpu_ = -1;
+    std::int64_t overrun_ahead_ = 0;
+    // The sample in hand, whose handler segment ends at the next event or the batch's end.
+    struct Span {
+        bool pending = false;
+        bool timer = false;
+        std::int64_t turn = 0;
+        std::int64_t work_ns = 0;
+        int cpu = -1;
+    } span_;
+    std::optional<Outlier> pending_outlier_;
     // Per-event slots closed in the current batch, by owner; consumer thread only.
     std::vector<std::pair<SlotPool*, std::uint32_t>> released_;
     std::vector<std::uint32_t> release_scratch_;

@@ -11,6 +11,13 @@ struct CpuLatencyRecorder::PerCpu {
     Histogram delivery_same_cpu;
     Histogram delivery_cross_cpu;
     Histogram timerfd;
+    CoarseHistogram eventfd_producer;
+    CoarseHistogram eventfd_wake_up;
+    CoarseHistogram eventfd_batch;
+    CoarseHistogram eventfd_handler;
+    CoarseHistogram timerfd_wake_up;
+    CoarseHistogram timerfd_batch;
+    CoarseHistogram timerfd_handler;
 };
 
 CpuLatencyRecorder::CpuLatencyRecorder()
@@ -34,7 +41,7 @@ CpuLatencyRecorder::PerCpu* CpuLatencyRecorder::at(int cpu) noexcept {
 }
 
 void CpuLatencyRecorder::record_eventfd(int cpu, int fire_cpu, std::uint64_t latency,
-                                        std::uint64_t delivery) noexcept {
+                                        std::uint64_t delivery, const Path& path) noexcept {
     PerCpu* c = at(cpu);
     if (c == nullptr) return;
     if (fire_cpu == cpu && cpu >= 0) {
@@ -44,10 +51,23 @@ void CpuLatencyRecorder::record_eventfd(int cpu, int fire_cpu, std::uint64_t lat
         c->eventfd_cross_cpu.record(latency);
         c->delivery_cross_cpu.record(delivery);
     }
+    c->eventfd_producer.record(path.producer);
+    c->eventfd_wake_up.record(path.wake_up);
+    c->eventfd_batch.record(path.batch);
 }
 
-void CpuLatencyRecorder::record_timer(int cpu, std::uint64_t lateness) noexcept {
-    if (PerCpu* c = at(cpu); c != nullptr) c->timerfd.record(lateness);
+void CpuLatencyRecorder::record_timer(int cpu, std::uint64_t lateness, const Path& path) noexcept {
+    PerCpu* c = at(cpu);
+    if (c == nullptr) return;
+    c->timerfd.record(lateness);
+    c->timerfd_wake_up.record(path.wake_up);
+    c->timerfd_batch.record(path.batch);
+}
+
+void CpuLatencyRecorder::record_handler(int cpu, bool timer, std::uint64_t handler) noexcept {
+    PerCpu* c = at(cpu);
+    if (c == nullptr) return;
+    (timer ? c->timerfd_handler : c->eventfd_handler).record(handler);
 }
 
 std::vector<CpuLatency> CpuLatencyRecorder::snapshot() const {
@@ -64,6 +84,13 @@ std::vector<CpuLatency> CpuLatencyRecorder::snapshot() const {
         c->delivery_same_cpu.snapshot_into(view.delivery_same_cpu);
         c->delivery_cross_cpu.snapshot_into(view.delivery_cross_cpu);
         c->timerfd.snapshot_into(view.timerfd);
+        c->eventfd_producer.snapshot_into(view.segments.eventfd_producer);
+        c->eventfd_wake_up.snapshot_into(view.segments.eventfd_wake_up);
+        c->eventfd_batch.snapshot_into(view.segments.eventfd_batch);
+        c->eventfd_handler.snapshot_into(view.segments.eventfd_handler);
+        c->timerfd_wake_up.snapshot_into(view.segments.timerfd_wake_up);
+        c->timerfd_batch.snapshot_into(view.segments.timerfd_batch);
+        c->timerfd_handler.snapshot_into(view.segments.timerfd_handler);
     }
     return out;
 }

@@ -35,12 +35,20 @@ class CpuLatencyRecorder {
     CpuLatencyRecorder(const CpuLatencyRecorder&) = delete;
     CpuLatencyRecorder& operator=(const CpuLatencyRecorder&) = delete;
 
-    // One eventfd sample read on `cpu`, fired on `fire_cpu` (-1: not known, filed as cross-CPU).
-    // Safe from any thread.
-    void record_eventfd(int cpu, int fire_cpu, std::uint64_t latency,
-                        std::uint64_t delivery) noexcept;
-    // One timer read on `cpu`. Safe from any thread.
-    void record_timer(int cpu, std::uint64_t lateness) noexcept;
+    // The segments of one sample's path, ns (see PathSegments); producer is 0 for timers.
+    struct Path {
+        std::uint64_t producer = 0;
+        std::uint64_t wake_up = 0;
+        std::uint64_t batch = 0;
+    };
+    // One eventfd sample read on `cpu`, fired on `fire_cpu` (-1: not known, filed as cross-CPU),
+    // with its path. Safe from any thread.
+    void record_eventfd(int cpu, int fire_cpu, std::uint64_t latency, std::uint64_t delivery,
+                        const Path& path) noexcept;
+    // One timer read on `cpu`, with its path. Safe from any thread.
+    void record_timer(int cpu, std::uint64_t lateness, const Path& path) noexcept;
+    // The handler segment of a sample read on `cpu`, once it is over. Safe from any thread.
+    void record_handler(int cpu, bool timer, std::uint64_t handler) noexcept;
     // Every CPU with samples, in CPU order. Safe from any thread.
     [[nodiscard]] std::vector<CpuLatency> snapshot() const;
 

@@ -185,6 +185,7 @@ Engine::Engine(const Config& config, const TestHooks& hooks)
     }
     shared.max_events.store(config.daemon.max_events, std::memory_order_relaxed);
     shared.spin_ns.store(config.daemon.spin.count(), std::memory_order_relaxed);
+    set_explain(config.explain);
 
     std::uint64_t total = 0;
     for (const auto& p : config.producers) total += slots_needed(p);

@@ -14,6 +14,7 @@
 #include "consumer_thread.h"
 #include "evfly/engine.h"
 #include "producer_thread.h"
+#include "tracer.h"
 
 namespace evfly {
 
@@ -39,6 +40,9 @@ struct Engine::Impl {
     bool warming = false;
     std::vector<CpuLatency> warmup_start;  // the recorder when the current warm-up began
     std::vector<CpuLatency> excluded;      // everything recorded during finished warm-ups
+    // [explain] trace: the kernel tracer while it runs, or why it cannot (said once).
+    std::unique_ptr<detail::Tracer> tracer;
+    std::string trace_unavailable;
 
     // Lifecycle (engine.cpp).
     std::unique_ptr<detail::Spec> make_spec(const ProducerConfig& p);

@@ -82,8 +82,8 @@ void counter_family(std::string& out, const Report& report, const char* name, co
 }
 
 // One histogram's series; `labels` is its label set without braces (kind="eventfd",...).
-void histogram(std::string& out, const char* name, const std::string& labels,
-               const HistogramSnapshot& h) {
+template <typename Snapshot>
+void histogram(std::string& out, const char* name, const std::string& labels, const Snapshot& h) {
     const char* l = labels.c_str();
     for (const double bound : kBounds) {
         const auto ns = static_cast<std::uint64_t>(bound * 1e9);
@@ -128,6 +128,21 @@ void by_cpu(std::string& out, const std::vector<CpuLatency>& cpus) {
     }
 }
 
+// The samples' paths in segments, by kind and segment.
+void segments(std::string& out, const std::vector<CpuLatency>& cpus) {
+    out +=
+        "# HELP evfly_segment_seconds An event's path in segments: producer (due to written), "
+        "wake_up (written or expired to the consumer's epoll_wait return), batch (to its turn), "
+        "handler (its turn to the next).\n# TYPE evfly_segment_seconds histogram\n";
+    const CpuLatency all = total_of(cpus);
+    PathSegments::each(all.segments, all.segments,
+                       [&out](const char* kind, const char* segment, const auto& h, const auto&) {
+                           histogram(
+                               out, "evfly_segment_seconds",
+                               std::string("kind=\"") + kind + "\",segment=\"" + segment + "\"", h);
+                       });
+}
+
 }  // namespace
 
 std::string prometheus_text(const Report& report, const MetricsExtras& extras) {
@@ -144,6 +159,15 @@ std::string prometheus_text(const Report& report, const MetricsExtras& extras) {
         "# TYPE evfly_delivery_seconds histogram\n";
     histogram(out, "evfly_delivery_seconds", "kind=\"eventfd\"", report.eventfd_delivery);
     by_cpu(out, report.by_cpu);
+    segments(out, report.by_cpu);
+    if (report.explain.enabled) {
+        out +=
+            "# HELP evfly_outliers_total Samples above [explain] over, by cause.\n"
+            "# TYPE evfly_outliers_total counter\n";
+        for (std::size_t c = 0; c < kCauses; ++c)
+            line(out, "evfly_outliers_total{cause=\"%s\"} %llu\n", to_string(static_cast<Cause>(c)),
+                 static_cast<unsigned long long>(report.explain.causes[c]));
+    }
     line(out,
          "# HELP evfly_oldest_in_flight_seconds Age of the oldest event in flight (0: none).\n"
          "# TYPE evfly_oldest_in_flight_seconds gauge\nevfly_oldest_in_flight_seconds %.9g\n",

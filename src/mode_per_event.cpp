@@ -134,12 +134,11 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
     }
     const std::int64_t now = steady_ns();
     slot.written.store(0, std::memory_order_relaxed);  // nothing of this slot in flight now
-    const std::int64_t latency = now - due;
     SlotPool* owner = slot.owner.load(std::memory_order_relaxed);
     slot.value_read.add(value);
-    const int cpu = record_eventfd(latency, now - written, fire_cpu);
     const Handler& handler = owner->handler();
-    serve(handler, fd, value, latency, cpu, fire_cpu);
+    const int cpu = record_eventfd(due, written, now, fire_cpu, handler);
+    serve(handler, fd, value, now - due, cpu, fire_cpu);
     // close() is the detach, with no EPOLL_CTL_DEL first (one syscall less per event, measured in
     // tests/bench): this is the only descriptor of the eventfd (CLOEXEC, never dup'd, evflyd never
     // forks), so closing it releases the file and the kernel drops the registration with it.

@@ -100,11 +100,12 @@ bool ConsumerThread::handle_persistent(Slot& slot, std::uint32_t index, std::uin
     if (taken.value != 0) {
         slot.value_read.add(taken.value);
         const std::int64_t now = steady_ns();
+        const Handler& handler = slot.owner.load(std::memory_order_relaxed)->handler();
         const std::int64_t latency = taken.due != 0 ? now - taken.due : 0;
         int cpu = -1;
-        if (taken.due != 0) cpu = record_eventfd(latency, now - taken.written, taken.fire_cpu);
-        serve(slot.owner.load(std::memory_order_relaxed)->handler(), fd, taken.value, latency, cpu,
-              taken.fire_cpu);
+        if (taken.due != 0)
+            cpu = record_eventfd(taken.due, taken.written, now, taken.fire_cpu, handler);
+        serve(handler, fd, taken.value, latency, cpu, taken.fire_cpu);
     } else if (err != EAGAIN) {
         read_failed("eventfd", fd, err);
     }

@@ -78,9 +78,8 @@ bool ConsumerThread::handle_semaphore(Slot& slot, std::uint32_t index, std::uint
     }
     // Nothing of the slot or its producer from here on: the unit and the handler are copies.
     const std::int64_t now = steady_ns();
-    const std::int64_t latency = now - unit.due;
-    const int cpu = record_eventfd(latency, now - unit.written, unit.cpu);
-    serve(handler, fd, 1, latency, cpu, unit.cpu);
+    const int cpu = record_eventfd(unit.due, unit.written, now, unit.cpu, handler);
+    serve(handler, fd, 1, now - unit.due, cpu, unit.cpu);
     return true;
 }
 

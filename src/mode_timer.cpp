@@ -116,9 +116,7 @@ bool ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint64_t
         slot.stamp.store(next, std::memory_order_relaxed);
         slot.value_read.add(ticks);
         if (ticks > 1) slot.overruns.add(ticks - 1);
-        const int cpu = current_cpu();
-        shared_.cpu_latency.record_timer(cpu,
-                                         static_cast<std::uint64_t>(lateness > 0 ? lateness : 0));
+        const int cpu = record_timer(lateness, steady_ns(), owner.handler());
         serve(owner.handler(), fd, ticks, lateness, cpu, -1);
     } else if (got < 0 && errno == ECANCELED) {
         on_clock_set(slot, fd, producer);

@@ -87,6 +87,16 @@ void apply_reload(const Config& next, const ReloadTargets& targets, ReloadChange
         });
         changes.note("log");
     }
+    // [explain]: a kernel tracer that is required and cannot be had fails here.
+    if (const Config::Explain before = config.explain; next.explain != before) {
+        targets.engine.set_explain(next.explain);
+        config.explain = next.explain;
+        undo.push([&config, &targets, before] {
+            targets.engine.set_explain(before);
+            config.explain = before;
+        });
+        changes.note("explain");
+    }
     if (next.daemon.consumers != config.daemon.consumers) changes.note("daemon.consumers");
     if (next.daemon.max_events != config.daemon.max_events) changes.note("daemon.max_events");
     if (next.daemon.spin != config.daemon.spin) changes.note("daemon.spin");

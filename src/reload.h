@@ -27,7 +27,7 @@ struct ReloadChanges {
     [[nodiscard]] std::string joined() const;  // "daemon.consumers,log,..."
 };
 
-// Applies the process-wide settings, the log and the engine's part of `next` (consumers,
+// Applies the process-wide settings, the log, [explain] and the engine's part of `next` (consumers,
 // max_events, spin, placement, shutdown_timeout, producers), in that order. Each step that
 // succeeds pushes its undo; when a later one fails, they run the last first and the exception
 // goes on, with the daemon as it was. The changed keys are added to `changes`.

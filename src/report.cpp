@@ -5,12 +5,30 @@
 
 namespace evfly {
 
+const char* to_string(Cause cause) noexcept {
+    switch (cause) {
+        case Cause::queueing:
+            return "queueing";
+        case Cause::wake_up:
+            return "wake_up";
+        case Cause::batch:
+            return "batch";
+        case Cause::handler:
+            return "handler";
+        default:
+            return "producer";
+    }
+}
+
 void CpuLatency::merge(const CpuLatency& other) noexcept {
     eventfd_same_cpu.merge(other.eventfd_same_cpu);
     eventfd_cross_cpu.merge(other.eventfd_cross_cpu);
     delivery_same_cpu.merge(other.delivery_same_cpu);
     delivery_cross_cpu.merge(other.delivery_cross_cpu);
     timerfd.merge(other.timerfd);
+    PathSegments::each(
+        segments, other.segments,
+        [](const char*, const char*, auto& into, const auto& more) { into.merge(more); });
 }
 
 CpuLatency CpuLatency::since(const CpuLatency& earlier) const noexcept {
@@ -21,6 +39,11 @@ CpuLatency CpuLatency::since(const CpuLatency& earlier) const noexcept {
     diff.delivery_same_cpu = delivery_same_cpu.since(earlier.delivery_same_cpu);
     diff.delivery_cross_cpu = delivery_cross_cpu.since(earlier.delivery_cross_cpu);
     diff.timerfd = timerfd.since(earlier.timerfd);
+    diff.segments = segments;
+    PathSegments::each(diff.segments, earlier.segments,
+                       [](const char*, const char*, auto& into, const auto& before) {
+                           into = into.since(before);
+                       });
     return diff;
 }
 

@@ -11,11 +11,13 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 
 #include "cpu_latency.h"
 #include "evfly/engine.h"
 #include "evfly/epoll.h"
 #include "evfly/fd.h"
+#include "explain.h"
 #include "placement.h"
 #include "slots.h"
 #include "thread_annotations.h"
@@ -30,6 +32,14 @@ struct Shared {
     Fd retire_fd;  // semaphore, one-shot: each unit read ends one consumer (the pool shrinks)
     SlotTable slots;
     CpuLatencyRecorder cpu_latency;  // every consumer's samples, by CPU
+    // [explain]: the outlier thresholds in force (0: no outlier), the outliers, and where each
+    // consumer parks (by consumer index, up to the largest index used).
+    std::atomic<std::int64_t> over_eventfd_ns{0};
+    std::atomic<std::int64_t> over_timerfd_ns{0};
+    OutlierStore outliers;
+    static constexpr std::uint32_t kMaxConsumers = 1024;
+    std::unique_ptr<ParkLog[]> park_logs = std::make_unique<ParkLog[]>(kMaxConsumers);
+    std::atomic<std::uint32_t> park_logs_used{0};
     std::atomic<std::uint32_t> max_events{64};
     std::atomic<std::int64_t> spin_ns{0};  // daemon.spin: a consumer's poll time after work
     std::atomic<bool> abandon{false};      // drain timed out: consumers stop at once

@@ -74,6 +74,9 @@ std::string StatsReporter::report() {
     s.in_flight = total.lost;
     s.oldest_in_flight_ns = current->oldest_in_flight.age_ns;
     s.consumers = current->consumers;
+    s.outliers = delta(current->explain.outliers, last_->explain.outliers);
+    for (std::size_t c = 0; c < kCauses; ++c)
+        s.outliers_by_cause[c] = delta(current->explain.causes[c], last_->explain.causes[c]);
     const std::string behind_now = behind(*current, *last_);
     const Percentiles& efd = s.eventfd;
     const Percentiles& tfd = s.timerfd;
@@ -109,7 +112,13 @@ std::string StatsReporter::report() {
                {"fd_exhaustion", total.fd_exhaustion - before.fd_exhaustion},
                {"handler_errors", current->handler_errors - last_->handler_errors},
                {"log_dropped", log::dropped()},
-               {"log_sink_errors", log::sink_errors()}});
+               {"log_sink_errors", log::sink_errors()},
+               {"outliers", s.outliers},
+               {"outliers_queueing", s.outliers_by_cause[0]},
+               {"outliers_wake_up", s.outliers_by_cause[1]},
+               {"outliers_batch", s.outliers_by_cause[2]},
+               {"outliers_handler", s.outliers_by_cause[3]},
+               {"outliers_producer", s.outliers_by_cause[4]}});
     last_ = std::move(current);
     last_time_ = now;
     if (series_.size() == kMaxIntervals) {

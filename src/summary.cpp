@@ -16,7 +16,8 @@ double seconds(const timeval& tv) {
     return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
 }
 
-nlohmann::ordered_json latency(const HistogramSnapshot& h) {
+template <typename Snapshot>
+nlohmann::ordered_json latency(const Snapshot& h) {
     const Percentiles p = h.percentiles();
     return {{"count", p.count}, {"p50", p.p50},   {"p90", p.p90},
             {"p99", p.p99},     {"p999", p.p999}, {"max", p.max}};
@@ -88,6 +89,13 @@ nlohmann::ordered_json series(const RunResult& result) {
                        {"in_flight", s.in_flight},
                        {"oldest_in_flight_ns", s.oldest_in_flight_ns},
                        {"consumers", s.consumers}});
+        if (result.report.explain.enabled) {
+            nlohmann::ordered_json& entry = out.back();
+            entry["outliers"] = s.outliers;
+            for (std::size_t c = 0; c < kCauses; ++c)
+                entry[std::string("outliers_") + to_string(static_cast<Cause>(c))] =
+                    s.outliers_by_cause[c];
+        }
     }
     return out;
 }
@@ -136,6 +144,68 @@ nlohmann::ordered_json placement(const RunResult& result) {
 }
 
 double to_s(Nanos d) { return std::chrono::duration<double>(d).count(); }
+
+// The samples' paths in segments, by kind.
+nlohmann::ordered_json segments(const std::vector<CpuLatency>& cpus) {
+    const CpuLatency all = total_of(cpus);
+    nlohmann::ordered_json out = {{"eventfd", nlohmann::ordered_json::object()},
+                                  {"timerfd", nlohmann::ordered_json::object()}};
+    PathSegments::each(all.segments, all.segments,
+                       [&out](const char* kind, const char* segment, const auto& h, const auto&) {
+                           out[kind][segment] = latency(h);
+                       });
+    return out;
+}
+
+nlohmann::ordered_json outlier_json(const Outlier& o, std::int64_t start_ns) {
+    nlohmann::ordered_json out = {{"id", o.id},
+                                  {"producer", o.producer},
+                                  {"kind", to_string(o.kind)},
+                                  {"cause", to_string(o.cause)},
+                                  {"latency_ns", o.latency_ns},
+                                  {"segments_ns",
+                                   {{"producer", o.producer_ns},
+                                    {"wake_up", o.wake_up_ns},
+                                    {"batch", o.batch_ns},
+                                    {"handler", o.handler_ns}}},
+                                  {"due_s", static_cast<double>(o.due_ns - start_ns) / 1e9},
+                                  {"due_ns", o.due_ns},
+                                  {"written_ns", o.written_ns},
+                                  {"returned_ns", o.returned_ns},
+                                  {"turn_ns", o.turn_ns},
+                                  {"read_ns", o.read_ns},
+                                  {"handler_end_ns", o.handler_end_ns},
+                                  {"consumer", o.consumer},
+                                  {"consumer_tid", o.consumer_tid},
+                                  {"cpu", o.cpu},
+                                  {"park_cpu", o.park_cpu},
+                                  {"fire_cpu", o.fire_cpu},
+                                  {"overrun_ahead_ns", o.overrun_ahead_ns},
+                                  {"parked_at_write", o.parked_at_write},
+                                  {"parked_in_batch", o.parked_in_batch}};
+    if (!o.trace.empty()) out["trace"] = nlohmann::ordered_json::parse(o.trace, nullptr, false);
+    return out;
+}
+
+nlohmann::ordered_json explain_json(const ExplainReport& e, std::int64_t start_ns) {
+    nlohmann::ordered_json causes = nlohmann::ordered_json::object();
+    for (std::size_t c = 0; c < kCauses; ++c)
+        causes[to_string(static_cast<Cause>(c))] = e.causes[c];
+    nlohmann::ordered_json worst = nlohmann::ordered_json::array();
+    for (const Outlier& o : e.worst) worst.push_back(outlier_json(o, start_ns));
+    return {{"over", e.over},
+            {"over_ns", e.over_eventfd_ns},
+            {"over_timerfd_ns", e.over_timerfd_ns},
+            {"outliers", e.outliers},
+            {"causes", causes},
+            {"worst", worst},
+            {"trace",
+             {{"state", e.trace.state},
+              {"reason", e.trace.reason},
+              {"analyses", e.trace.analyses},
+              {"skipped", e.trace.skipped},
+              {"missed_events", e.trace.missed_events}}}};
+}
 
 // Every producer count added up, what was lost, and the pool's and the log's counts.
 nlohmann::ordered_json totals_json(const Report& report, const Totals& totals,
@@ -208,6 +278,7 @@ std::string summary_json(const RunResult& result, const Resources& resources,
          {{"eventfd", buckets(report.eventfd_latency)},
           {"eventfd_delivery", buckets(report.eventfd_delivery)},
           {"timerfd", buckets(report.timerfd_latency)}}},
+        {"segments_ns", segments(report.by_cpu)},
         {"by_cpu", by_cpu(report.by_cpu)},
         {"by_cpu_histograms_ns", by_cpu_buckets(report.by_cpu)},
         {"warmup",
@@ -240,7 +311,9 @@ std::string summary_json(const RunResult& result, const Resources& resources,
           {"fds_at_exit", resources.fds_at_exit},
           {"voluntary_ctx_switches", resources.voluntary_ctx_switches},
           {"involuntary_ctx_switches", resources.involuntary_ctx_switches}}}};
-    return doc.dump(2) + "\n";
+    nlohmann::ordered_json out = doc;
+    if (report.explain.enabled) out["explain"] = explain_json(report.explain, result.start_ns);
+    return out.dump(2) + "\n";
 }
 
 }  // namespace evfly

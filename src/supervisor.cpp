@@ -22,7 +22,16 @@
 namespace evfly {
 namespace {
 
-enum Source : std::uint64_t { kSignals, kStats, kRunFor, kWatchdog, kStall, kWarmup, kCollect };
+enum Source : std::uint64_t {
+    kSignals,
+    kStats,
+    kRunFor,
+    kWatchdog,
+    kStall,
+    kWarmup,
+    kCollect,
+    kThresholds
+};
 
 using Clock = std::chrono::steady_clock;
 
@@ -30,6 +39,8 @@ constexpr Nanos kFirstStats = std::chrono::seconds(1);
 // While a reload's leftovers drain (a removed producer, consumers leaving), they are collected
 // this often, whatever the stats interval; then the supervisor sleeps again.
 constexpr Nanos kCollectEvery = std::chrono::milliseconds(100);
+// With [explain] over a percentile, the thresholds follow the latency measured this often.
+constexpr Nanos kThresholdsEvery = std::chrono::seconds(1);
 // What a stop takes beyond the drain, told to systemd with STOPPING=1.
 constexpr Nanos kStopMargin = std::chrono::seconds(10);
 
@@ -92,6 +103,7 @@ class Supervisor {
           stall_timer_(make_timer()),
           warmup_timer_(make_timer()),
           collect_timer_(make_timer()),
+          thresholds_timer_(make_timer()),
           engine_(config, TestHooks::from_environment()),
           stats_(engine_, start_),
           metrics_(config.metrics.textfile) {
@@ -104,6 +116,8 @@ class Supervisor {
         watch(stall_timer_, kStall);
         watch(warmup_timer_, kWarmup);
         watch(collect_timer_, kCollect);
+        watch(thresholds_timer_, kThresholds);
+        arm_thresholds();
         if (options.run_for) {
             run_timer_ = make_timer();
             watch(run_timer_, kRunFor);
@@ -201,6 +215,10 @@ class Supervisor {
                     drain_timer(collect_timer_);
                     collect();
                     break;
+                case kThresholds:
+                    drain_timer(thresholds_timer_);
+                    engine_.update_outlier_thresholds();
+                    break;
                 default:
                     break;
             }
@@ -221,6 +239,12 @@ class Supervisor {
             }
         }
         return {};
+    }
+
+    // With [explain] over a percentile, its thresholds follow the latency once a second.
+    void arm_thresholds() {
+        const Nanos every = config_.explain.over_quantile ? kThresholdsEvery : Nanos(0);
+        set_timer(thresholds_timer_, every, every);
     }
 
     // Collects what reloads left draining, and comes back for the rest.
@@ -356,6 +380,7 @@ class Supervisor {
             config_.daemon.stats_interval = next.daemon.stats_interval;
             changes.note("daemon.stats_interval");
         }
+        if (changes.has("explain")) arm_thresholds();
         if (next.metrics != config_.metrics) {
             metrics_.set_path(next.metrics.textfile);
             config_.metrics = next.metrics;
@@ -409,6 +434,8 @@ class Supervisor {
         engine_.report_into(result.report);
         metrics_.write(result.report, extras());
         result.elapsed_s = std::chrono::duration<double>(Clock::now() - start_).count();
+        result.start_ns =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(start_.time_since_epoch()).count();
         result.reloads_ok = reloads_ok_;
         result.reloads_failed = reloads_failed_;
         result.host = host_;
@@ -456,6 +483,7 @@ class Supervisor {
     Fd stall_timer_;
     Fd warmup_timer_;
     Fd collect_timer_;
+    Fd thresholds_timer_;
     bool warming_ = false;
     HostInfo host_;
     Nanos watchdog_limit_{0};

@@ -307,3 +307,26 @@ TEST_P(ConfigTable, IsRefusedNamingLineAndKey) {
 
 INSTANTIATE_TEST_SUITE_P(Shared, ConfigTable, ::testing::ValuesIn(evfly::test::bad_configs()),
                          [](const auto& test) { return std::string(test.param.name); });
+
+TEST(Config, ExplainReadsADurationOrAPercentileAndPrintsBack) {
+    const Config fixed = parse_config(
+        "[explain]\nover = \"500us\"\nlog_over = \"2ms\"\nworst = 8\ntrace = \"required\"\n",
+        "x.toml");
+    EXPECT_EQ(fixed.explain.over, std::chrono::microseconds(500));
+    EXPECT_FALSE(fixed.explain.over_quantile);
+    EXPECT_EQ(fixed.explain.log_over, std::chrono::milliseconds(2));
+    EXPECT_EQ(fixed.explain.worst, 8u);
+    EXPECT_EQ(fixed.explain.trace, Config::Explain::Trace::required);
+    const Config quantile = parse_config("[explain]\nover = \"p99.9\"\ntrace = true\n", "x.toml");
+    ASSERT_TRUE(quantile.explain.over_quantile);
+    EXPECT_DOUBLE_EQ(*quantile.explain.over_quantile, 0.999);
+    EXPECT_EQ(quantile.explain.trace, Config::Explain::Trace::on);
+    EXPECT_EQ(evfly::format_over(quantile.explain), "p99.9");
+    for (const Config* c : {&fixed, &quantile}) {
+        const std::string printed = evfly::to_toml(*c);
+        EXPECT_EQ(parse_config(printed, "printed.toml").explain, c->explain) << printed;
+    }
+    // Off unless over is set: nothing printed.
+    EXPECT_EQ(evfly::to_toml(parse_config("[daemon]\n", "x.toml")).find("[explain]"),
+              std::string::npos);
+}

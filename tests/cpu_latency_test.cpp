@@ -14,13 +14,13 @@ using evfly::detail::CpuLatencyRecorder;
 
 TEST(CpuLatency, ASampleIsSameCpuOnlyWhenFiredWhereItWasReadAndNoneIsLost) {
     CpuLatencyRecorder recorder;
-    recorder.record_eventfd(2, 2, 1000, 500);
-    recorder.record_eventfd(2, 0, 9000, 8000);
-    recorder.record_eventfd(2, 0, 9100, 8100);
-    recorder.record_eventfd(2, -1, 7, 7);   // fire CPU unknown: not seen to be the same
-    recorder.record_eventfd(-1, -1, 7, 7);  // read CPU unknown: CPU -1, never same-CPU
-    recorder.record_eventfd(static_cast<int>(CpuLatencyRecorder::kMaxCpus), 2, 7, 7);
-    recorder.record_timer(0, 40'000);
+    recorder.record_eventfd(2, 2, 1000, 500, {});
+    recorder.record_eventfd(2, 0, 9000, 8000, {});
+    recorder.record_eventfd(2, 0, 9100, 8100, {});
+    recorder.record_eventfd(2, -1, 7, 7, {});   // fire CPU unknown: not seen to be the same
+    recorder.record_eventfd(-1, -1, 7, 7, {});  // read CPU unknown: CPU -1, never same-CPU
+    recorder.record_eventfd(static_cast<int>(CpuLatencyRecorder::kMaxCpus), 2, 7, 7, {});
+    recorder.record_timer(0, 40'000, {});
     const std::vector<CpuLatency> cpus = recorder.snapshot();
     ASSERT_EQ(cpus.size(), 3u);
     EXPECT_EQ(cpus[0].cpu, -1);
@@ -51,7 +51,8 @@ TEST(CpuLatency, ManyWritersOnOneCpuLoseNoSample) {
     for (int t = 0; t < kThreads; ++t) {
         threads.emplace_back([&recorder, t] {
             for (std::uint64_t i = 0; i < kEach; ++i)
-                recorder.record_eventfd(1, t % 2, 1000 + i, 100 + static_cast<std::uint64_t>(t));
+                recorder.record_eventfd(1, t % 2, 1000 + i, 100 + static_cast<std::uint64_t>(t),
+                                        {});
         });
     }
     for (auto& t : threads) t.join();
@@ -65,11 +66,11 @@ TEST(CpuLatency, ManyWritersOnOneCpuLoseNoSample) {
 
 TEST(CpuLatency, ByCpuMergeAndDifferenceKeepCpuOrder) {
     CpuLatencyRecorder a;
-    a.record_timer(4, 10);
-    a.record_timer(1, 10);
+    a.record_timer(4, 10, {});
+    a.record_timer(1, 10, {});
     CpuLatencyRecorder b;
-    b.record_timer(2, 10);
-    b.record_timer(4, 20);
+    b.record_timer(2, 10, {});
+    b.record_timer(4, 20, {});
     std::vector<CpuLatency> all = a.snapshot();
     merge_by_cpu(all, b.snapshot());
     ASSERT_EQ(all.size(), 3u);
@@ -80,8 +81,8 @@ TEST(CpuLatency, ByCpuMergeAndDifferenceKeepCpuOrder) {
 
     // What came after an earlier view: CPUs with nothing new are left out.
     const std::vector<CpuLatency> earlier = a.snapshot();
-    a.record_timer(4, 30);
-    a.record_timer(7, 30);
+    a.record_timer(4, 30, {});
+    a.record_timer(7, 30, {});
     const std::vector<CpuLatency> diff = since_by_cpu(a.snapshot(), earlier);
     ASSERT_EQ(diff.size(), 2u);
     EXPECT_EQ(diff[0].cpu, 4);

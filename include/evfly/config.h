@@ -117,6 +117,21 @@ struct Config {
         std::string textfile;  // node_exporter textfile collector file; empty: none
         bool operator==(const Metrics&) const = default;
     } metrics;
+    // [explain]: outliers, and why each was late. Off unless `over` is set.
+    struct Explain {
+        // An outlier is a latency sample above a fixed time (`over`) or above a percentile of
+        // the latency measured so far (`over_quantile`, e.g. 0.999 for "p99.9"). Neither: off.
+        std::optional<Nanos> over;
+        std::optional<double> over_quantile;
+        std::optional<Nanos> log_over;  // outliers above this log a line; unset: every outlier
+        std::uint32_t worst = 32;       // the slowest outliers the summary keeps, explained
+        enum class Trace { off, on, required };
+        Trace trace = Trace::off;                     // kernel tracing of outliers (tracefs)
+        std::uint32_t trace_buffer_kb = 4096;         // per CPU
+        Nanos trace_every = std::chrono::seconds(1);  // at most one analysis per this
+        [[nodiscard]] bool enabled() const noexcept { return over || over_quantile; }
+        bool operator==(const Explain&) const = default;
+    } explain;
     // [slo]: limits checked at the stop; a violation is logged and evflyd exits with its own
     // code. Latency limits by key (eventfd_p99, timerfd_max, eventfd_delivery_p50, ...), count
     // limits by key (max_lost, max_skipped, max_late, max_stalls, max_overruns,
@@ -166,6 +181,8 @@ const std::string& embedded_default_config();
 
 // The effective config as TOML, every default filled in; parse_config() accepts it unchanged.
 std::string to_toml(const Config& config);
+// [explain] over as the config writes it: "500us" or "p99.9" ("" when off).
+std::string format_over(const Config::Explain& explain);
 
 const char* to_string(ProducerKind kind);
 const char* to_string(FdMode mode);

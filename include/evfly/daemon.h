@@ -33,7 +33,8 @@ struct RunOptions {
 struct RunResult {
     Report report;
     double elapsed_s = 0;
-    bool drained = false;  // every value written was read before shutdown_timeout
+    std::int64_t start_ns = 0;  // CLOCK_MONOTONIC ns at the start, for times in the summary
+    bool drained = false;       // every value written was read before shutdown_timeout
     std::uint64_t reloads_ok = 0;
     std::uint64_t reloads_failed = 0;
     HostInfo host;

@@ -97,6 +97,14 @@ class Engine {
     // Warm-up: latency recorded from begin_warmup() to end_warmup() is left out of the reported
     // histograms (counts are not); the reports say how many samples were left out.
     void begin_warmup();
+
+    // [explain]: the outlier thresholds, how many outliers are kept and logged. Applied in
+    // place, at any time.
+    void set_explain(const Config::Explain& explain);
+    // Sets the outlier thresholds in force: none during a warm-up; `over`; or, with `over` a
+    // percentile, that percentile of the latency measured so far (once there are enough
+    // samples for it).
+    void update_outlier_thresholds();
     void end_warmup();
 
     // Consumers that have spent longer than `limit` on one event (a stuck handler), by index.

@@ -3,6 +3,7 @@
 // (stats lines, the final summary); everything derived (totals, lost) is computed here.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -21,7 +22,7 @@ struct ProducerCounts {
     // Values the producer's stop read (evflyd's stop, or a reload that removed or retuned it)
     // that no consumer had read: counted, never handled and without a latency sample.
     std::uint64_t drained_at_stop = 0;
-    std::uint64_t expirations = 0;  // timerfd only: read by consumers or drained at the stop
+    std::uint64_t expirations = 0;    // timerfd only: read by consumers or drained at the stop
     std::uint64_t overruns = 0;       // timerfd: expirations beyond the first in one read
     std::uint64_t write_retries = 0;  // eventfd writes that met a full counter (EAGAIN)
     std::uint64_t fd_exhaustion = 0;  // episodes of EMFILE/ENFILE when creating an fd
@@ -118,6 +119,32 @@ struct Totals : ProducerCounts {
 // known): the eventfd samples whose fire ran on that CPU too (same-CPU) and the others
 // (cross-CPU, a fire CPU that was not known included), and the lateness of the timer
 // expirations read there (the kernel fires timers, so they have no fire CPU).
+// An event's path in segments (ns, in coarse histograms). eventfd: producer (due -> written),
+// wake_up (written -> the consumer's epoll_wait returned with it), batch (that return -> its turn
+// in the consumer's batch) and handler (its turn -> the next event's turn or the batch's end: the
+// read, the record and the modelled work). timerfd: wake_up (expiry -> return), batch, handler.
+struct PathSegments {
+    CoarseHistogramSnapshot eventfd_producer;
+    CoarseHistogramSnapshot eventfd_wake_up;
+    CoarseHistogramSnapshot eventfd_batch;
+    CoarseHistogramSnapshot eventfd_handler;
+    CoarseHistogramSnapshot timerfd_wake_up;
+    CoarseHistogramSnapshot timerfd_batch;
+    CoarseHistogramSnapshot timerfd_handler;
+
+    // Calls f(kind, segment, a.histogram, b.histogram) for each: the one list of them.
+    template <typename A, typename B, typename F>
+    static void each(A& a, B& b, F&& f) {
+        f("eventfd", "producer", a.eventfd_producer, b.eventfd_producer);
+        f("eventfd", "wake_up", a.eventfd_wake_up, b.eventfd_wake_up);
+        f("eventfd", "batch", a.eventfd_batch, b.eventfd_batch);
+        f("eventfd", "handler", a.eventfd_handler, b.eventfd_handler);
+        f("timerfd", "wake_up", a.timerfd_wake_up, b.timerfd_wake_up);
+        f("timerfd", "batch", a.timerfd_batch, b.timerfd_batch);
+        f("timerfd", "handler", a.timerfd_handler, b.timerfd_handler);
+    }
+};
+
 struct CpuLatency {
     int cpu = -1;
     HistogramSnapshot eventfd_same_cpu;    // due -> consumed, fired on this CPU
@@ -125,6 +152,7 @@ struct CpuLatency {
     HistogramSnapshot delivery_same_cpu;   // written -> consumed, fired on this CPU
     HistogramSnapshot delivery_cross_cpu;  // written -> consumed, fired on another CPU
     HistogramSnapshot timerfd;             // lateness behind the due tick
+    PathSegments segments;                 // the samples read on this CPU, in segments
 
     void merge(const CpuLatency& other) noexcept;
     [[nodiscard]] CpuLatency since(const CpuLatency& earlier) const noexcept;
@@ -142,6 +170,65 @@ void merge_by_cpu(std::vector<CpuLatency>& into, const std::vector<CpuLatency>& 
 [[nodiscard]] std::vector<CpuLatency> since_by_cpu(const std::vector<CpuLatency>& now,
                                                    const std::vector<CpuLatency>& earlier);
 
+// Why an outlier was late ([explain] in evfly.toml(5)): every consumer was busy when it became
+// ready (queueing: the pool is too small for the load); a consumer was parked but ran late
+// (wake_up: the host was slow to wake it); it waited behind others in one consumer's batch while
+// another consumer was free (batch); handlers ahead of it ran beyond their work (handler); or it
+// was fired late (producer: the producer was held up, or the process or host stopped).
+enum class Cause : std::uint8_t { queueing, wake_up, batch, handler, producer };
+inline constexpr std::size_t kCauses = 5;
+const char* to_string(Cause cause) noexcept;
+
+// One outlier: a sample above [explain] over, its path in segments and its cause. Times are
+// CLOCK_MONOTONIC ns (a timer's expiry is converted to it).
+struct Outlier {
+    std::uint64_t id = 0;  // in the order found, from 1
+    std::string producer;
+    ProducerKind kind = ProducerKind::eventfd;
+    std::uint32_t consumer = 0;
+    int consumer_tid = 0;
+    int cpu = -1;       // the CPU it was read on
+    int park_cpu = -1;  // the CPU its consumer was on when it parked in epoll_wait
+    int fire_cpu = -1;  // the CPU it was fired on (eventfd; -1 for timers)
+    std::int64_t due_ns = 0;
+    std::int64_t written_ns = 0;   // eventfd: the write; timerfd: the expiry
+    std::int64_t returned_ns = 0;  // its consumer's epoll_wait returned with it
+    std::int64_t turn_ns = 0;      // its turn in that batch began
+    std::int64_t read_ns = 0;
+    std::int64_t handler_end_ns = 0;
+    std::int64_t latency_ns = 0;  // due -> read
+    std::int64_t producer_ns = 0;
+    std::int64_t wake_up_ns = 0;
+    std::int64_t batch_ns = 0;
+    std::int64_t handler_ns = 0;
+    std::int64_t overrun_ahead_ns = 0;  // what handlers ahead of it in its batch ran beyond work
+    std::uint32_t parked_at_write = 0;  // consumers parked in epoll_wait when it was written
+    std::uint32_t parked_in_batch = 0;  // other consumers parked while it waited in its batch
+    Cause cause = Cause::queueing;
+    std::string trace;  // the kernel's account (JSON), when traced; "" otherwise
+};
+
+// Tier 2: kernel tracing of outliers.
+struct TraceStatus {
+    std::string state = "off";        // off, on, unavailable
+    std::string reason;               // why it is unavailable
+    std::uint64_t analyses = 0;       // outliers explained from the trace
+    std::uint64_t skipped = 0;        // outliers not traced (rate limit, busy)
+    std::uint64_t missed_events = 0;  // trace events the ring lost
+};
+
+struct ExplainReport {
+    bool enabled = false;
+    std::string over;  // as configured: "500us" or "p99.9"
+    // The thresholds in force (a percentile's, once enough samples are known; 0 before).
+    std::int64_t over_eventfd_ns = 0;
+    std::int64_t over_timerfd_ns = 0;
+    std::uint64_t outliers = 0;
+    std::array<std::uint64_t, kCauses> causes{};
+    std::vector<Outlier> worst;  // the slowest, slowest first
+    TraceStatus trace;
+};
+
 struct Report : PoolCounts {
     std::uint32_t consumers = 0;
     std::vector<ProducerReport> producers;
@@ -151,6 +238,7 @@ struct Report : PoolCounts {
     // The same samples by consumer CPU, in CPU order: the histograms above are their sums.
     std::vector<CpuLatency> by_cpu;
     InFlightAge oldest_in_flight;
+    ExplainReport explain;
     // Latency samples left out of the histograms above because they were recorded during a
     // warm-up (daemon.warmup after the start or a reload that changed producers).
     std::uint64_t warmup_excluded_eventfd = 0;
@@ -175,6 +263,8 @@ struct IntervalStats {
     std::int64_t in_flight = 0;
     std::int64_t oldest_in_flight_ns = 0;
     std::uint32_t consumers = 0;
+    std::uint64_t outliers = 0;
+    std::array<std::uint64_t, kCauses> outliers_by_cause{};
 };
 
 }  // namespace evfly

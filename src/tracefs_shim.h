@@ -1,0 +1,42 @@
+/* evfly's door to libtracefs: its header (1.6.4) does not compile as C++, so the calls tracer.cpp
+ * makes go through this C file. Each function is the libtracefs call of the same name. */
+#ifndef EVFLY_TRACEFS_SHIM_H
+#define EVFLY_TRACEFS_SHIM_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct tracefs_instance;
+struct tep_handle;
+struct tep_event;
+struct tep_record;
+
+typedef int (*evfly_trace_callback)(struct tep_event*, struct tep_record*, int, void*);
+
+const char* evfly_tracefs_tracing_dir(void);
+char** evfly_tracefs_instances(const char* regex);
+void evfly_tracefs_list_free(char** list);
+struct tracefs_instance* evfly_tracefs_instance_create(const char* name);
+struct tracefs_instance* evfly_tracefs_instance_alloc(const char* name);
+int evfly_tracefs_instance_destroy(struct tracefs_instance* instance);
+void evfly_tracefs_instance_free(struct tracefs_instance* instance);
+int evfly_tracefs_instance_file_write(struct tracefs_instance* instance, const char* file,
+                                      const char* text);
+int evfly_tracefs_instance_set_buffer_size(struct tracefs_instance* instance, size_t kb);
+int evfly_tracefs_instance_set_affinity(struct tracefs_instance* instance, const char* cpus);
+int evfly_tracefs_event_enable(struct tracefs_instance* instance, const char* system,
+                               const char* event);
+int evfly_tracefs_trace_on(struct tracefs_instance* instance);
+int evfly_tracefs_trace_off(struct tracefs_instance* instance);
+struct tep_handle* evfly_tracefs_local_events(void);
+int evfly_tracefs_iterate_raw_events(struct tep_handle* tep, struct tracefs_instance* instance,
+                                     evfly_trace_callback callback, void* context);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
