@@ -1,6 +1,7 @@
 /* The only file that includes libtracefs's header (see tracefs_shim.h). */
 #include "tracefs_shim.h"
 
+#include <stdlib.h>
 #include <tracefs/tracefs.h>
 
 const char* evfly_tracefs_tracing_dir(void) { return tracefs_tracing_dir(); }
@@ -36,8 +37,30 @@ int evfly_tracefs_trace_on(struct tracefs_instance* instance) { return tracefs_t
 int evfly_tracefs_trace_off(struct tracefs_instance* instance) {
     return tracefs_trace_off(instance);
 }
-struct tep_handle* evfly_tracefs_local_events(void) {
-    return tracefs_local_events(NULL);
+struct tep_handle* evfly_tracefs_event_formats(void) {
+    struct tep_handle* tep = tep_alloc();
+    if (tep == NULL) return NULL;
+    int size = 0;
+    char* header = tracefs_instance_file_read(NULL, "events/header_page", &size);
+    if (header == NULL || size <= 0 || tep_parse_header_page(tep, header, (unsigned long)size, sizeof(long)) != 0) {
+        free(header);
+        tep_free(tep);
+        return NULL;
+    }
+    free(header);
+    return tep;
+}
+int evfly_tracefs_parse_event_format(struct tep_handle* tep, const char* system,
+                                     const char* event) {
+    int size = 0;
+    char* format = tracefs_event_file_read(NULL, system, event, "format", &size);
+    if (format == NULL || size <= 0) {
+        free(format);
+        return -1;
+    }
+    const int ret = tep_parse_event(tep, format, (unsigned long)size, system) == TEP_ERRNO__SUCCESS ? 0 : -1;
+    free(format);
+    return ret;
 }
 int evfly_tracefs_iterate_raw_events(struct tep_handle* tep, struct tracefs_instance* instance,
                                      evfly_trace_callback callback, void* context) {

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <string_view>
 
 #include "clock.h"
 #include "evfly/fd.h"
@@ -161,12 +162,18 @@ std::string failed(const char* what, int err) {
 }  // namespace
 
 int Tracer::remove_stale_instances() {
-    // A basic regular expression (libtracefs compiles it without REG_EXTENDED).
-    char** names = evfly_tracefs_instances("^evfly-[0-9][0-9]*$");
+    // Every instance, filtered here: libtracefs 1.6.4 leaks the regular expression it would
+    // compile for a pattern.
+    char** names = evfly_tracefs_instances(nullptr);
     if (names == nullptr) return 0;
     int removed = 0;
+    const std::string_view prefix = kInstancePrefix;
     for (char** n = names; *n != nullptr; ++n) {
-        const pid_t pid = static_cast<pid_t>(std::atoi(*n + std::strlen(kInstancePrefix)));
+        const std::string_view name = *n;
+        if (!name.starts_with(prefix) || name.size() == prefix.size() ||
+            name.find_first_not_of("0123456789", prefix.size()) != std::string_view::npos)
+            continue;
+        const pid_t pid = static_cast<pid_t>(std::atoi(*n + prefix.size()));
         if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
         if (tracefs_instance* stale = evfly_tracefs_instance_alloc(*n)) {
             if (evfly_tracefs_instance_destroy(stale) == 0) ++removed;
@@ -184,8 +191,22 @@ Tracer::Tracer(const Config::Explain& explain, OutlierStore& store)
 
 std::unique_ptr<Tracer> Tracer::open(const Config::Explain& explain, const std::vector<int>& cpus,
                                      OutlierStore& store, std::string* why) {
-    if (evfly_tracefs_tracing_dir() == nullptr) {
-        *why = failed("no tracefs (mount -t tracefs nodev /sys/kernel/tracing)", ENOENT);
+    // Looked up once per process: libtracefs 1.6.4 leaks the path each time it looks again,
+    // which it does on every call when the caller may not stat the directory.
+    static const std::string dir = [] {
+        const char* found = evfly_tracefs_tracing_dir();
+        return found != nullptr ? std::string(found) : std::string();
+    }();
+    if (dir.empty()) {
+        *why = failed("no tracefs (mount -t tracefs nodev /sys/kernel/tracing, then restart)",
+                      ENOENT);
+        return nullptr;
+    }
+    // Asked before any other libtracefs call, so that the common refusal (unprivileged, or a
+    // read-only tracefs under the hardened unit) is said without libtracefs's failure paths,
+    // which leak.
+    if (::access((dir + "/instances").c_str(), W_OK) != 0) {
+        *why = failed("tracefs_instance_create", errno);
         return nullptr;
     }
     if (const int removed = remove_stale_instances(); removed > 0)
@@ -215,14 +236,16 @@ std::unique_ptr<Tracer> Tracer::open(const Config::Explain& explain, const std::
         if (evfly_tracefs_instance_set_affinity(t->instance_, list.c_str()) != 0)
             return fail("tracing_cpumask");
     }
+    t->tep_ = evfly_tracefs_event_formats();
+    if (t->tep_ == nullptr) return fail("events/header_page");
     for (const EventName& e : kEvents) {
         // hrtimer events only add timer context; a kernel without them is still traced.
-        if (evfly_tracefs_event_enable(t->instance_, e.system, e.name) != 0 &&
-            e.type != TraceEvent::Type::hrtimer_expire)
+        const bool optional = e.type == TraceEvent::Type::hrtimer_expire;
+        if ((evfly_tracefs_event_enable(t->instance_, e.system, e.name) != 0 ||
+             evfly_tracefs_parse_event_format(t->tep_, e.system, e.name) != 0) &&
+            !optional)
             return fail(e.name);
     }
-    t->tep_ = evfly_tracefs_local_events();
-    if (t->tep_ == nullptr) return fail("reading the event formats");
     if (evfly_tracefs_trace_on(t->instance_) != 0) return fail("tracing_on");
     {
         MutexLock lock(t->mutex_);
