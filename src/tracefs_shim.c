@@ -42,7 +42,8 @@ struct tep_handle* evfly_tracefs_event_formats(void) {
     if (tep == NULL) return NULL;
     int size = 0;
     char* header = tracefs_instance_file_read(NULL, "events/header_page", &size);
-    if (header == NULL || size <= 0 || tep_parse_header_page(tep, header, (unsigned long)size, sizeof(long)) != 0) {
+    if (header == NULL || size <= 0 ||
+        tep_parse_header_page(tep, header, (unsigned long)size, sizeof(long)) != 0) {
         free(header);
         tep_free(tep);
         return NULL;
@@ -58,7 +59,8 @@ int evfly_tracefs_parse_event_format(struct tep_handle* tep, const char* system,
         free(format);
         return -1;
     }
-    const int ret = tep_parse_event(tep, format, (unsigned long)size, system) == TEP_ERRNO__SUCCESS ? 0 : -1;
+    const int ret =
+        tep_parse_event(tep, format, (unsigned long)size, system) == TEP_ERRNO__SUCCESS ? 0 : -1;
     free(format);
     return ret;
 }

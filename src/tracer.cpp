@@ -198,8 +198,8 @@ std::unique_ptr<Tracer> Tracer::open(const Config::Explain& explain, const std::
         return found != nullptr ? std::string(found) : std::string();
     }();
     if (dir.empty()) {
-        *why = failed("no tracefs (mount -t tracefs nodev /sys/kernel/tracing, then restart)",
-                      ENOENT);
+        *why =
+            failed("no tracefs (mount -t tracefs nodev /sys/kernel/tracing, then restart)", ENOENT);
         return nullptr;
     }
     // Asked before any other libtracefs call, so that the common refusal (unprivileged, or a
