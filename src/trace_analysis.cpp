@@ -33,6 +33,7 @@ void add_time(std::map<std::pair<int, std::string>, std::int64_t>& into, int pid
 
 std::vector<TaskTime> largest_first(const std::map<std::pair<int, std::string>, std::int64_t>& m) {
     std::vector<TaskTime> out;
+    out.reserve(m.size());
     for (const auto& [key, ns] : m) out.push_back({key.second, key.first, ns});
     std::sort(out.begin(), out.end(),
               [](const TaskTime& a, const TaskTime& b) { return a.ns > b.ns; });
