@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -313,6 +314,31 @@ cpus = "1"
         if (line["msg"] == "outlier explained" && line["ran_instead"] == "evfly_test_hog")
             ++explained;
     EXPECT_GE(explained, 1u) << p.err();
+    // evfly-plot draws the slowest traced outlier's timeline, interval by interval, and what
+    // held the consumer's CPU, the longest first.
+    const json* slowest = nullptr;
+    for (const json& w : e["worst"])
+        if (w.contains("trace") && !w["trace"]["timeline"].empty() &&
+            (slowest == nullptr || w["latency_ns"] > (*slowest)["latency_ns"]))
+            slowest = &w;
+    ASSERT_NE(slowest, nullptr) << e.dump();
+    const std::string keep = dir.path() + "/plot";
+    const std::string plot = std::string(EVFLY_SOURCE_DIR) + "/src/evfly-plot " + summary + " -o " +
+                             dir.path() + "/summary.png --keep " + keep + " >/dev/null";
+    ASSERT_EQ(std::system(plot.c_str()), 0) << plot;
+    const std::string timeline = evfly::test::read_file(keep + "/timeline");
+    EXPECT_EQ(static_cast<std::size_t>(std::count(timeline.begin(), timeline.end(), '\n')),
+              (*slowest)["trace"]["timeline"].size())
+        << timeline;
+    if (!(*slowest)["trace"]["ran_instead"].empty()) {
+        const json& first = (*slowest)["trace"]["ran_instead"][0];
+        const std::string held = evfly::test::read_file(keep + "/held");
+        EXPECT_EQ(held.rfind("0 \"task " + first["comm"].get<std::string>() + "/" +
+                                 std::to_string(first["pid"].get<int>()) + "\"",
+                             0),
+                  0u)
+            << held;
+    }
     // Its instance is gone with it.
     for (const auto& entry : std::filesystem::directory_iterator("/sys/kernel/tracing/instances"))
         EXPECT_NE(entry.path().filename().string(), "evfly-" + std::to_string(p.pid()));

@@ -1,11 +1,18 @@
 // evfly-plot on a real summary: a valid PNG of the size asked for, and clear failures.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "process.h"
+#include "support.h"
 
 using evfly::test::TempDir;
 
@@ -69,4 +76,76 @@ TEST(Plot, RefusesWhatIsNotASummary) {
     EXPECT_EQ(run(kPlot + " " + dir.path() + "/missing.json"), 65);
     EXPECT_EQ(run(kPlot + " " + bogus + " --size 12"), 64);
     EXPECT_EQ(run(kPlot), 64);
+}
+
+namespace {
+
+std::vector<std::vector<std::string>> rows_of(const std::string& path) {
+    std::vector<std::vector<std::string>> rows;
+    std::istringstream in(evfly::test::read_file(path));
+    for (std::string line; std::getline(in, line);) {
+        std::vector<std::string> row;
+        std::istringstream fields(line);
+        for (std::string f; fields >> std::quoted(f);) row.push_back(f);
+        if (!row.empty()) rows.push_back(row);
+    }
+    return rows;
+}
+
+}  // namespace
+
+// With [explain], the picture gets the outliers by cause over the run and the worst outliers'
+// segments, drawn from what the summary says: the stacked counts add up to the outliers of each
+// interval, and each bar's producer + wake-up + batch is that outlier's latency.
+TEST(Plot, DrawsTheOutliersByCauseAndTheWorstSegments) {
+    TempDir dir;
+    const std::string config = dir.write("q.toml", R"(
+[daemon]
+consumers = 1
+stats_interval = "200ms"
+[log]
+sink = "stderr"
+level = "error"
+[explain]
+over = "1ms"
+worst = 8
+[[producer]]
+name = "q"
+kind = "eventfd"
+rate = 500
+work = "3ms"
+)");
+    const std::string summary = dir.path() + "/q.json";
+    const auto r = evfly::test::run_evflyd({"-c", config, "--run-for", "1s", "--summary", summary});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const nlohmann::json s = evfly::test::summary_of(summary);
+    ASSERT_TRUE(s.contains("explain"));
+    const std::string keep = dir.path() + "/keep";
+    const std::string png = dir.path() + "/q.png";
+    ASSERT_EQ(run(kPlot + " " + summary + " -o " + png + " --keep " + keep), 0);
+    const std::string bytes = evfly::test::read_file(png);
+    EXPECT_EQ(big_endian(bytes, 16), 1200u);
+    EXPECT_EQ(big_endian(bytes, 20), 300u * 4);  // distributions, by CPU, series, explain
+
+    const auto by_cause = rows_of(keep + "/outliers_by_cause");
+    ASSERT_EQ(by_cause.size(), s["timeseries"].size());
+    for (std::size_t i = 0; i < by_cause.size(); ++i) {
+        ASSERT_EQ(by_cause[i].size(), 6u);  // time, then five running totals
+        EXPECT_EQ(std::stoull(by_cause[i][5]), s["timeseries"][i]["outliers"].get<std::uint64_t>());
+    }
+    const auto bars = rows_of(keep + "/worst_segments");
+    const auto& worst = s["explain"]["worst"];
+    ASSERT_EQ(bars.size(), std::min<std::size_t>(worst.size(), 16));
+    ASSERT_FALSE(bars.empty());
+    for (std::size_t i = 0; i < bars.size(); ++i) {
+        EXPECT_EQ(bars[i][0], "q#" + std::to_string(worst[i]["id"].get<std::uint64_t>()) + ":" +
+                                  worst[i]["cause"].get<std::string>());
+        const double path_us =
+            std::stod(bars[i][1]) + std::stod(bars[i][2]) + std::stod(bars[i][3]);
+        // The rest is the read itself, from the event's turn to its value in hand.
+        const double latency = worst[i]["latency_ns"].get<double>();
+        EXPECT_NEAR(path_us * 1000.0, latency, std::max(50'000.0, 0.05 * latency)) << i;
+    }
+    EXPECT_TRUE(std::filesystem::exists(keep + "/plot.gp"));
+    EXPECT_FALSE(std::filesystem::exists(keep + "/timeline"));  // nothing was traced
 }
