@@ -5,6 +5,9 @@
 #include <tracefs/tracefs.h>
 
 const char* evfly_tracefs_tracing_dir(void) { return tracefs_tracing_dir(); }
+int evfly_tracefs_set_tracing_dir(const char* dir) {
+    return tracefs_set_tracing_dir((char*)dir); /* 1.6.4 copies it, and does not write to it */
+}
 char** evfly_tracefs_instances(const char* regex) { return tracefs_instances(regex); }
 void evfly_tracefs_list_free(char** list) { tracefs_list_free(list); }
 struct tracefs_instance* evfly_tracefs_instance_create(const char* name) {

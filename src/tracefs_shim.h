@@ -17,6 +17,7 @@ struct tep_record;
 typedef int (*evfly_trace_callback)(struct tep_event*, struct tep_record*, int, void*);
 
 const char* evfly_tracefs_tracing_dir(void);
+int evfly_tracefs_set_tracing_dir(const char* dir);
 char** evfly_tracefs_instances(const char* regex);
 void evfly_tracefs_list_free(char** list);
 struct tracefs_instance* evfly_tracefs_instance_create(const char* name);

@@ -1,9 +1,11 @@
 // The tracer: libtracefs through tracefs_shim.h, libtraceevent for the records.
 #include "tracer.h"
 
+#include <linux/magic.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/statfs.h>
 #include <traceevent/event-parse.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@ namespace evfly::detail {
 namespace {
 
 constexpr const char* kInstancePrefix = "evfly-";
+constexpr auto kTracefsMagic = TRACEFS_MAGIC;
 
 struct EventName {
     const char* system;
@@ -191,9 +194,16 @@ Tracer::Tracer(const Config::Explain& explain, OutlierStore& store)
 
 std::unique_ptr<Tracer> Tracer::open(const Config::Explain& explain, const std::vector<int>& cpus,
                                      OutlierStore& store, std::string* why) {
-    // Looked up once per process: libtracefs 1.6.4 leaks the path each time it looks again,
-    // which it does on every call when the caller may not stat the directory.
+    // Found once per process, and told to libtracefs: it would look for it in /proc/mounts,
+    // which the hardened unit hides (ProcSubset=pid), and 1.6.4 leaks the path each time it
+    // looks again, which it does on every call when the caller may not stat the directory.
     static const std::string dir = [] {
+        for (const char* known : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}) {
+            struct statfs fs {};
+            if (::statfs(known, &fs) == 0 && fs.f_type == kTracefsMagic &&
+                evfly_tracefs_set_tracing_dir(known) == 0)
+                return std::string(known);
+        }
         const char* found = evfly_tracefs_tracing_dir();
         return found != nullptr ? std::string(found) : std::string();
     }();
