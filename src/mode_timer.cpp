@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <mutex>
+#include <optional>
 
 #include "consumer_thread.h"
 #include "evfly/log.h"
@@ -89,44 +90,69 @@ void ProducerThread::run_timers(const std::stop_token& stop) {
 }
 
 bool ConsumerThread::handle_timer(Slot& slot, std::uint32_t index, std::uint64_t generation) {
+    // What the handler needs, copied under the slot's lock: the handler runs after letting go of
+    // it, so that the producer's retire (its stop, a reload) never waits behind a handler, nor
+    // loses the lock to this consumer's next read of an overrunning timer again and again. The
+    // registration is one-shot: no other consumer can have this timer until it is re-armed.
+    struct Served {
+        Handler handler;
+        int fd;
+        std::uint64_t ticks;
+        std::int64_t lateness;
+        int cpu;
+    };
+    std::optional<Served> served;
+    bool finished = false;  // a one-shot timer that has fired: nothing to re-arm
+    int fd = -1;
+    {
+        std::lock_guard lock(slot.mutex);
+        if (!same_generation(slot.generation.load(std::memory_order_acquire), generation)) {
+            return false;  // retired by its producer after epoll reported it
+        }
+        fd = slot.fd.load(std::memory_order_relaxed);
+        const SlotPool& owner = *slot.owner.load(std::memory_order_relaxed);
+        const ProducerConfig& producer = owner.config();
+        std::uint64_t ticks = 0;
+        ssize_t got = ::read(fd, &ticks, sizeof ticks);
+        if (got == static_cast<ssize_t>(sizeof ticks) && shared_.hooks.timer_cancel_every != 0 &&
+            producer.clock == CLOCK_REALTIME &&
+            ++timer_reads_ % shared_.hooks.timer_cancel_every == 0) {
+            got = -1;  // test-only: as the kernel does on a clock step, the expirations are dropped
+            errno = ECANCELED;
+        }
+        if (got == static_cast<ssize_t>(sizeof ticks) && ticks > 0) {
+            // Lateness is measured from the earliest tick this read reports, on the timer's own
+            // clock, so overruns show up as lateness instead of vanishing.
+            const std::int64_t due = slot.stamp.load(std::memory_order_relaxed);
+            const std::int64_t lateness = clock_ns(producer.clock) - due;
+            const std::int64_t next =
+                producer.interval.count() == 0
+                    ? 0  // a one-shot timer has nothing more due
+                    : due + static_cast<std::int64_t>(ticks) * producer.interval.count();
+            slot.stamp.store(next, std::memory_order_relaxed);
+            slot.value_read.add(ticks);
+            if (ticks > 1) slot.overruns.add(ticks - 1);
+            const int cpu = record_timer(lateness, steady_ns(), owner.handler());
+            served = Served{owner.handler(), fd, ticks, lateness, cpu};
+        } else if (got < 0 && errno == ECANCELED) {
+            on_clock_set(slot, fd, producer);
+        } else if (got < 0 && errno != EAGAIN) {
+            read_failed("timerfd", fd, errno);
+        }
+        // A one-shot timer that has fired has nothing more to report (one re-armed after a
+        // clock step still has its expiry ahead).
+        finished =
+            producer.interval.count() == 0 && slot.stamp.load(std::memory_order_relaxed) == 0;
+        if (!served) {
+            if (!finished) rearm(fd, make_token(index, generation));
+            return true;
+        }
+    }
+    serve(served->handler, served->fd, served->ticks, served->lateness, served->cpu, -1);
+    if (finished) return true;
     std::lock_guard lock(slot.mutex);
-    if (!same_generation(slot.generation.load(std::memory_order_acquire), generation)) {
-        return false;  // retired by its producer after epoll reported it
-    }
-    const int fd = slot.fd.load(std::memory_order_relaxed);
-    const SlotPool& owner = *slot.owner.load(std::memory_order_relaxed);
-    const ProducerConfig& producer = owner.config();
-    std::uint64_t ticks = 0;
-    ssize_t got = ::read(fd, &ticks, sizeof ticks);
-    if (got == static_cast<ssize_t>(sizeof ticks) && shared_.hooks.timer_cancel_every != 0 &&
-        producer.clock == CLOCK_REALTIME &&
-        ++timer_reads_ % shared_.hooks.timer_cancel_every == 0) {
-        got = -1;  // test-only: as the kernel does on a clock step, the expirations are dropped
-        errno = ECANCELED;
-    }
-    if (got == static_cast<ssize_t>(sizeof ticks) && ticks > 0) {
-        // Lateness is measured from the earliest tick this read reports, on the timer's own clock,
-        // so overruns show up as lateness instead of vanishing.
-        const std::int64_t due = slot.stamp.load(std::memory_order_relaxed);
-        const std::int64_t lateness = clock_ns(producer.clock) - due;
-        const std::int64_t next =
-            producer.interval.count() == 0
-                ? 0  // a one-shot timer has nothing more due
-                : due + static_cast<std::int64_t>(ticks) * producer.interval.count();
-        slot.stamp.store(next, std::memory_order_relaxed);
-        slot.value_read.add(ticks);
-        if (ticks > 1) slot.overruns.add(ticks - 1);
-        const int cpu = record_timer(lateness, steady_ns(), owner.handler());
-        serve(owner.handler(), fd, ticks, lateness, cpu, -1);
-    } else if (got < 0 && errno == ECANCELED) {
-        on_clock_set(slot, fd, producer);
-    } else if (got < 0 && errno != EAGAIN) {
-        read_failed("timerfd", fd, errno);
-    }
-    // A one-shot timer that has fired has nothing more to report (one re-armed after a clock
-    // step still has its expiry ahead).
-    if (producer.interval.count() == 0 && slot.stamp.load(std::memory_order_relaxed) == 0)
-        return true;
+    // Retired while the handler ran: its fd is closed, or already another timer's.
+    if (!same_generation(slot.generation.load(std::memory_order_acquire), generation)) return true;
     rearm(fd, make_token(index, generation));
     return true;
 }
