@@ -70,11 +70,10 @@ BasicHistogramSnapshot<SubBits> BasicHistogramSnapshot<SubBits>::since(
 }
 
 template <int SubBits>
-std::uint64_t BasicHistogramSnapshot<SubBits>::quantile(double q) const noexcept {
+std::uint64_t BasicHistogramSnapshot<SubBits>::value_at_rank(std::uint64_t rank) const noexcept {
     std::uint64_t total = 0;
     for (const std::uint64_t c : counts_) total += c;
     if (total == 0) return 0;
-    auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total)));
     rank = std::clamp<std::uint64_t>(rank, 1, total);
     std::uint64_t seen = 0;
     for (std::size_t i = 0; i < kBuckets; ++i) {
@@ -82,6 +81,29 @@ std::uint64_t BasicHistogramSnapshot<SubBits>::quantile(double q) const noexcept
         if (seen >= rank) return std::min(bucket_value(i), max_ == 0 ? bucket_value(i) : max_);
     }
     return max_;
+}
+
+template <int SubBits>
+std::uint64_t BasicHistogramSnapshot<SubBits>::quantile(double q) const noexcept {
+    std::uint64_t total = 0;
+    for (const std::uint64_t c : counts_) total += c;
+    return value_at_rank(static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total))));
+}
+
+template <int SubBits>
+typename BasicHistogramSnapshot<SubBits>::Interval
+BasicHistogramSnapshot<SubBits>::quantile_interval(double q) const noexcept {
+    std::uint64_t total = 0;
+    for (const std::uint64_t c : counts_) total += c;
+    Interval out;
+    if (total == 0) return out;
+    const auto n = static_cast<double>(total);
+    const double half = 1.96 * std::sqrt(n * q * (1.0 - q));
+    const double lower = std::floor(n * q - half);
+    const double upper = std::ceil(n * q + half) + 1.0;
+    if (lower >= 1.0) out.lower = value_at_rank(static_cast<std::uint64_t>(lower));
+    if (upper <= n) out.upper = value_at_rank(static_cast<std::uint64_t>(upper));
+    return out;
 }
 
 template <int SubBits>

@@ -23,6 +23,25 @@ nlohmann::ordered_json latency(const Snapshot& h) {
             {"p99", p.p99},     {"p999", p.p999}, {"max", p.max}};
 }
 
+// Each percentile's 95 % confidence interval, [lower, upper]; null for an end the sample
+// cannot bound (a p99 needs 563 samples for an upper bound, a p99.9 5 662).
+nlohmann::ordered_json intervals(const HistogramSnapshot& h) {
+    const auto pair = [&h](double q) {
+        const HistogramSnapshot::Interval i = h.quantile_interval(q);
+        return nlohmann::ordered_json::array(
+            {i.lower ? nlohmann::ordered_json(*i.lower) : nlohmann::ordered_json(nullptr),
+             i.upper ? nlohmann::ordered_json(*i.upper) : nlohmann::ordered_json(nullptr)});
+    };
+    return {{"p50", pair(0.50)}, {"p90", pair(0.90)}, {"p99", pair(0.99)}, {"p999", pair(0.999)}};
+}
+
+// latency() and the intervals of its percentiles.
+nlohmann::ordered_json latency_with_intervals(const HistogramSnapshot& h) {
+    nlohmann::ordered_json out = latency(h);
+    out["ci95"] = intervals(h);
+    return out;
+}
+
 // The non-empty buckets as [lower, upper, count] (bounds in ns, inclusive): enough to re-derive
 // any percentile (nearest rank; a bucket reports lower + (upper - lower) / 2, capped by the
 // maximum) and to merge runs.
@@ -271,9 +290,9 @@ std::string summary_json(const RunResult& result, const Resources& resources,
         {"totals", totals_json(report, totals, log_dropped)},
         {"reloads", {{"ok", result.reloads_ok}, {"failed", result.reloads_failed}}},
         {"latency_ns",
-         {{"eventfd", latency(report.eventfd_latency)},
-          {"timerfd", latency(report.timerfd_latency)}}},
-        {"delivery_ns", {{"eventfd", latency(report.eventfd_delivery)}}},
+         {{"eventfd", latency_with_intervals(report.eventfd_latency)},
+          {"timerfd", latency_with_intervals(report.timerfd_latency)}}},
+        {"delivery_ns", {{"eventfd", latency_with_intervals(report.eventfd_delivery)}}},
         {"histograms_ns",
          {{"eventfd", buckets(report.eventfd_latency)},
           {"eventfd_delivery", buckets(report.eventfd_delivery)},

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 namespace evfly {
 
@@ -61,6 +62,18 @@ class BasicHistogramSnapshot {
 
     // The smallest bucket value v such that at least q of all values are <= v (nearest rank).
     [[nodiscard]] std::uint64_t quantile(double q) const noexcept;
+    // The value of the sample of this rank (1 = the smallest; clamped to 1..count), as
+    // quantile() reports it. 0 when empty.
+    [[nodiscard]] std::uint64_t value_at_rank(std::uint64_t rank) const noexcept;
+    // A 95 % confidence interval for the q-quantile from the order statistics: the samples of
+    // ranks floor(nq - 1.96 s) and ceil(nq + 1.96 s) + 1, s = sqrt(n q (1 - q)) (Le Boudec,
+    // Performance Evaluation, th. 2.1; Lancet). No assumption about the distribution. An end whose
+    // rank falls outside the sample is unknown: that many samples cannot bound it on that side.
+    struct Interval {
+        std::optional<std::uint64_t> lower;
+        std::optional<std::uint64_t> upper;
+    };
+    [[nodiscard]] Interval quantile_interval(double q) const noexcept;
     [[nodiscard]] Percentiles percentiles() const noexcept;
     // Values in buckets up to and including the one holding `value`: the values <= `value`,
     // give or take the 0.8 % width of that bucket. For cumulative (Prometheus) buckets.

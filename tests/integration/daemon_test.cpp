@@ -66,6 +66,38 @@ TEST(Daemon, FlatOutPersistentLosesNothingAndLeaksNoFd) {
     EXPECT_EQ(s["totals"]["fired"], s["totals"]["value_written"]);
 }
 
+// Every percentile of the summary comes with its 95 % interval from the sample count: a flat-out
+// run's p99 is bounded on both sides; 40 events leave a p99 with no upper bound, said as null.
+TEST(Daemon, PercentilesCarryTheirConfidenceIntervals) {
+    TempDir dir;
+    const std::string summary = dir.path() + "/summary.json";
+    const auto r = run_evflyd({"-c", dir.write("p.toml", kFlatOutPersistent), "--run-for", "500ms",
+                               "--summary", summary});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json many = summary_of(summary)["latency_ns"]["eventfd"];
+    ASSERT_GT(many["count"].get<std::uint64_t>(), 10'000u);
+    const json& p99 = many["ci95"]["p99"];
+    ASSERT_TRUE(p99[0].is_number() && p99[1].is_number()) << many.dump();
+    EXPECT_LE(p99[0].get<std::uint64_t>(), many["p99"].get<std::uint64_t>());
+    EXPECT_GE(p99[1].get<std::uint64_t>(), many["p99"].get<std::uint64_t>());
+    const std::string few = dir.write("few.toml", R"(
+[log]
+sink = "stderr"
+[[producer]]
+name = "slow"
+kind = "eventfd"
+rate = 100
+)");
+    const auto f = run_evflyd({"-c", few, "--run-for", "400ms", "--summary", summary});
+    ASSERT_EQ(f.code, 0) << f.err;
+    const json sparse = summary_of(summary)["latency_ns"]["eventfd"];
+    ASSERT_GT(sparse["count"].get<std::uint64_t>(), 20u);
+    ASSERT_LT(sparse["count"].get<std::uint64_t>(), 100u);
+    EXPECT_TRUE(sparse["ci95"]["p99"][1].is_null()) << sparse.dump();
+    EXPECT_TRUE(sparse["ci95"]["p50"][0].is_number()) << sparse.dump();
+    EXPECT_TRUE(sparse["ci95"]["p50"][1].is_number()) << sparse.dump();
+}
+
 TEST(Daemon, FlatOutPerEventConsumesEveryFdOnce) {
     TempDir dir;
     const auto config = dir.write("e.toml", kFlatOutPerEvent);
