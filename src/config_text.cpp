@@ -39,6 +39,24 @@ const char* to_string(FdMode mode) {
                                         : "semaphore";
 }
 const char* to_string(SchedPolicy policy) { return detail::sched_policy_of(policy).name; }
+const char* to_string(Arrival arrival) {
+    return arrival == Arrival::paced ? "paced" : arrival == Arrival::poisson ? "poisson" : "burst";
+}
+const char* to_string(Phase phase) { return phase == Phase::spread ? "spread" : "aligned"; }
+const char* to_string(WorkDist dist) {
+    switch (dist) {
+        case WorkDist::fixed:
+            return "fixed";
+        case WorkDist::exponential:
+            return "exponential";
+        case WorkDist::lognormal:
+            return "lognormal";
+        case WorkDist::bimodal:
+            return "bimodal";
+    }
+    return "fixed";
+}
+const char* to_string(WorkKind kind) { return kind == WorkKind::cpu ? "cpu" : "sleep"; }
 
 std::optional<std::vector<int>> parse_cpu_list(const std::string& text, std::string* why) {
     std::vector<int> cpus;
@@ -170,10 +188,21 @@ std::string to_toml(const Config& config) {
         OrderedValue::table_type t{{"name", p.name},
                                    {"kind", to_string(p.kind)},
                                    {"threads", p.threads},
-                                   {"work", format_duration(p.work)}};
+                                   {"work", format_duration(p.work)},
+                                   {"work_dist", to_string(p.work_dist)},
+                                   {"work_kind", to_string(p.work_kind)}};
+        if (p.work_dist == WorkDist::lognormal) t.emplace("work_sigma", p.work_sigma);
+        if (p.work_dist == WorkDist::bimodal) {
+            t.emplace("work_slow", format_duration(p.work_slow));
+            t.emplace("work_slow_share", p.work_slow_share);
+        }
+        if (p.seed) t.emplace("seed", static_cast<std::int64_t>(*p.seed));
         add_placement(t, p.placement);
         if (p.kind == ProducerKind::eventfd) {
             t.emplace("rate", static_cast<std::int64_t>(p.rate));
+            t.emplace("arrival", to_string(p.arrival));
+            if (p.arrival == Arrival::burst) t.emplace("burst", p.burst);
+            t.emplace("phase", to_string(p.phase));
             t.emplace("fd_mode", to_string(p.fd_mode));
             t.emplace("max_in_flight", p.max_in_flight);
             t.emplace("fire", to_string(p.fire));

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -29,8 +31,11 @@ const std::set<std::string> kDaemonKeys{
 const std::set<std::string> kLogKeys{"level", "format", "sink", "file"};
 const std::set<std::string> kMetricsKeys{"textfile"};
 const std::set<std::string> kCommonProducerKeys{
-    "name", "kind", "threads", "work", "cpus", "policy", "priority", "nice", "timer_slack"};
-const std::set<std::string> kEventfdKeys{"rate", "fd_mode", "max_in_flight", "fire"};
+    "name",       "kind",       "threads",         "work", "work_dist", "work_kind", "work_p99",
+    "work_sigma", "work_slow",  "work_slow_share", "seed", "cpus",      "policy",    "priority",
+    "nice",       "timer_slack"};
+const std::set<std::string> kEventfdKeys{"rate",    "arrival",       "burst", "phase",
+                                         "fd_mode", "max_in_flight", "fire"};
 const std::set<std::string> kTimerfdKeys{"timers", "initial", "interval", "clock"};
 const std::vector<std::string> kLevels{"trace", "debug",    "info", "warn",
                                        "error", "critical", "off"};
@@ -231,6 +236,94 @@ bool valid_name(const std::string& name) {
     });
 }
 
+// A key that only means something beside another setting: an error anywhere else.
+void only_with(TomlValidator& check, const TomlValue& table, const std::string& prefix,
+               const char* key, bool allowed, const std::string& needs) {
+    if (const TomlValue* v = check.find(table, key); v != nullptr && !allowed)
+        check.error(*v, prefix + key, "only means something with " + needs);
+}
+
+// work_dist and its parameters, work_kind.
+void validate_work(TomlValidator& check, const TomlValue& table, const std::string& prefix,
+                   ProducerConfig& p) {
+    check.choice(table, prefix, "work_dist", p.work_dist,
+                 {{"fixed", WorkDist::fixed},
+                  {"exponential", WorkDist::exponential},
+                  {"lognormal", WorkDist::lognormal},
+                  {"bimodal", WorkDist::bimodal}});
+    check.choice(table, prefix, "work_kind", p.work_kind,
+                 {{"cpu", WorkKind::cpu}, {"sleep", WorkKind::sleep}});
+    const bool lognormal = p.work_dist == WorkDist::lognormal;
+    const bool bimodal = p.work_dist == WorkDist::bimodal;
+    only_with(check, table, prefix, "work_sigma", lognormal, "work_dist = \"lognormal\"");
+    only_with(check, table, prefix, "work_p99", lognormal, "work_dist = \"lognormal\"");
+    only_with(check, table, prefix, "work_slow", bimodal, "work_dist = \"bimodal\"");
+    only_with(check, table, prefix, "work_slow_share", bimodal, "work_dist = \"bimodal\"");
+    if (p.work_dist != WorkDist::fixed && p.work.count() == 0 &&
+        check.find(table, "work_dist") != nullptr)
+        check.error(
+            *check.find(table, "work_dist"), prefix + "work_dist",
+            std::string("needs a work above 0 (its ") + (bimodal ? "common time" : "mean") + ")");
+    if (lognormal) {
+        const TomlValue* sigma = check.find(table, "work_sigma");
+        const TomlValue* p99 = check.find(table, "work_p99");
+        if ((sigma == nullptr) == (p99 == nullptr)) {
+            check.error(*check.find(table, "work_dist"), prefix + "work_dist",
+                        "\"lognormal\" needs one of work_sigma (the spread of ln work) or "
+                        "work_p99 (its 99th percentile)");
+        } else if (sigma != nullptr) {
+            check.number(table, prefix, "work_sigma", p.work_sigma, 0.01, 3.0);
+        } else {
+            check.duration(table, prefix, "work_p99", p.work_p99, Nanos(1),
+                           std::chrono::seconds(10));
+            // mean m and p99 q of a lognormal: ln q - ln m = z s - s^2 / 2, z = 2.3263.
+            constexpr double kZ99 = 2.3263478740408408;
+            const double ratio =
+                std::log(static_cast<double>(p.work_p99.count()) /
+                         static_cast<double>(std::max<std::int64_t>(p.work.count(), 1)));
+            if (p.work.count() > 0 && (ratio <= 0 || ratio >= kZ99 * kZ99 / 2)) {
+                check.error(*p99, prefix + "work_p99",
+                            "must be above work and below 14.9 times it, for a lognormal of that "
+                            "mean (got \"" +
+                                format_duration(p.work_p99) + "\" with work \"" +
+                                format_duration(p.work) + "\")");
+            } else if (p.work.count() > 0) {
+                p.work_sigma = kZ99 - std::sqrt(kZ99 * kZ99 - 2 * ratio);
+            }
+        }
+    }
+    if (bimodal) {
+        if (check.find(table, "work_slow") == nullptr ||
+            check.find(table, "work_slow_share") == nullptr)
+            check.error(*check.find(table, "work_dist"), prefix + "work_dist",
+                        "\"bimodal\" needs work_slow (the other time) and work_slow_share (the "
+                        "share of events that take it, 0 to 1)");
+        check.duration(table, prefix, "work_slow", p.work_slow, Nanos(0), std::chrono::seconds(1));
+        check.number(table, prefix, "work_slow_share", p.work_slow_share, 0.0, 1.0);
+    }
+}
+
+// arrival, burst and phase: how a paced eventfd producer's events arrive.
+void validate_arrival(TomlValidator& check, const TomlValue& table, const std::string& prefix,
+                      ProducerConfig& p) {
+    if (check.choice(table, prefix, "arrival", p.arrival,
+                     {{"paced", Arrival::paced},
+                      {"poisson", Arrival::poisson},
+                      {"burst", Arrival::burst}}) &&
+        p.arrival != Arrival::paced && p.rate == 0)
+        check.error(*check.find(table, "arrival"), prefix + "arrival",
+                    "needs a rate above 0: a flat-out producer (rate = 0) has no arrivals");
+    only_with(check, table, prefix, "burst", p.arrival == Arrival::burst, "arrival = \"burst\"");
+    if (p.arrival == Arrival::burst) {
+        if (check.find(table, "burst") == nullptr)
+            check.error(*check.find(table, "arrival"), prefix + "arrival",
+                        "\"burst\" needs burst, the events that come at once (2..1000000)");
+        check.integer(table, prefix, "burst", p.burst, 2, 1'000'000);
+    }
+    check.choice(table, prefix, "phase", p.phase,
+                 {{"spread", Phase::spread}, {"aligned", Phase::aligned}});
+}
+
 void validate_producer(TomlValidator& check, const TomlValue& table, std::size_t index,
                        ProducerConfig& p) {
     const std::string prefix = "producer[" + std::to_string(index) + "].";
@@ -274,8 +367,15 @@ void validate_producer(TomlValidator& check, const TomlValue& table, std::size_t
 
     check.integer(table, prefix, "threads", p.threads, 1, 1024);
     check.duration(table, prefix, "work", p.work, Nanos(0), std::chrono::seconds(1));
+    validate_work(check, table, prefix, p);
+    if (check.find(table, "seed") != nullptr) {
+        std::int64_t seed = 0;
+        check.integer(table, prefix, "seed", seed, 0, std::numeric_limits<std::int64_t>::max());
+        p.seed = static_cast<std::uint64_t>(seed);
+    }
     validate_placement(check, table, prefix, p.placement);
     check.integer(table, prefix, "rate", p.rate, 0, 100'000'000);
+    validate_arrival(check, table, prefix, p);
     check.choice(table, prefix, "fd_mode", p.fd_mode,
                  {{"per-event", FdMode::per_event},
                   {"persistent", FdMode::persistent},

@@ -248,11 +248,11 @@ void ConsumerThread::serve(const Handler& handler, int fd, std::uint64_t value,
 }
 
 void ConsumerThread::spend(const Handler& handler) {
-    // Busy work standing in for a handler's cost, so operators can size the pool realistically.
-    if (handler.work_ns == 0) return;
-    const std::int64_t until = steady_ns() + handler.work_ns;
-    while (steady_ns() < until && !shared_.abandon.load(std::memory_order_relaxed)) {
-    }
+    // Work standing in for a handler's cost, so operators can size the pool realistically. What
+    // this event drew is what its handler segment is measured against.
+    const std::int64_t work = handler.work.draw(work_rng_);
+    span_.work_ns = work;
+    detail::spend(handler.work.kind, work, shared_.abandon);
 }
 
 void ConsumerThread::log_event(const Handler& handler, int fd, std::uint64_t value,

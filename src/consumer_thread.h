@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <exception>
 #include <optional>
+#include <random>
 #include <span>
 #include <string>
 #include <thread>
@@ -93,7 +94,7 @@ class alignas(64) ConsumerThread {
                                             nonnegative(turn_ - batch_returned_)};
         shared_.cpu_latency.record_eventfd(cpu, fire_cpu, nonnegative(read - due),
                                            nonnegative(read - written), path);
-        span_ = Span{true, false, turn_, handler.work_ns, cpu};
+        span_ = Span{true, false, turn_, 0, cpu};
         if (const std::int64_t over = shared_.over_eventfd_ns.load(std::memory_order_relaxed);
             over != 0 && read - due > over) [[unlikely]]
             found_outlier(handler, due, written, read, cpu, fire_cpu, path);
@@ -106,7 +107,7 @@ class alignas(64) ConsumerThread {
         const CpuLatencyRecorder::Path path{0, nonnegative(batch_returned_ - expiry),
                                             nonnegative(turn_ - batch_returned_)};
         shared_.cpu_latency.record_timer(cpu, nonnegative(lateness), path);
-        span_ = Span{true, true, turn_, handler.work_ns, cpu};
+        span_ = Span{true, true, turn_, 0, cpu};
         if (const std::int64_t over = shared_.over_timerfd_ns.load(std::memory_order_relaxed);
             over != 0 && lateness > over) [[unlikely]]
             found_outlier(handler, expiry, expiry, read, cpu, -1, path);
@@ -159,6 +160,9 @@ class alignas(64) ConsumerThread {
         std::int64_t work_ns = 0;
         int cpu = -1;
     } span_;
+    // Draws each event's work (work_dist); consumer thread only. Seeded from the kernel: which
+    // consumer serves which event is the scheduler's choice, so draws are not reproducible anyway.
+    std::mt19937_64 work_rng_{std::random_device{}()};
     std::optional<Outlier> pending_outlier_;
     // Per-event slots closed in the current batch, by owner; consumer thread only.
     std::vector<std::pair<SlotPool*, std::uint32_t>> released_;

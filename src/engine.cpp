@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
+#include <random>
 
 #include "engine_state.h"
 #include "evfly/log.h"
@@ -60,9 +61,25 @@ TestHooks TestHooks::from_environment() {
     return hooks;
 }
 
-std::unique_ptr<Spec> Engine::Impl::make_spec(const ProducerConfig& p) {
+std::unique_ptr<Spec> Engine::Impl::make_spec(const std::vector<ProducerConfig>& all,
+                                              std::size_t j) {
+    const ProducerConfig& p = all[j];
     auto spec = std::make_unique<Spec>();
     spec->config = p;
+    spec->seed =
+        p.seed ? *p.seed : std::random_device{}() | std::uint64_t{std::random_device{}()} << 32;
+    spec->seed &= ~(std::uint64_t{1} << 63);  // a seed the config can give back
+    // phase = "spread": the paced tables of one rate and arrival take turns over the period.
+    if (p.kind == ProducerKind::eventfd && p.rate != 0 && p.phase == Phase::spread) {
+        for (std::size_t k = 0; k < all.size(); ++k) {
+            const ProducerConfig& q = all[k];
+            if (q.kind != ProducerKind::eventfd || q.rate != p.rate || q.arrival != p.arrival ||
+                q.burst != p.burst || q.phase != Phase::spread)
+                continue;
+            if (k < j) ++spec->phase_index;
+            if (k != j) ++spec->phase_of;
+        }
+    }
     const std::uint32_t per_thread = initial_slots(p);
     try {
         for (std::uint32_t t = 0; t < p.threads; ++t) {
@@ -190,7 +207,8 @@ Engine::Engine(const Config& config, const TestHooks& hooks)
     std::uint64_t total = 0;
     for (const auto& p : config.producers) total += slots_needed(p);
     shared.slots.check_room(total);
-    for (const auto& p : impl_->config.producers) impl_->specs.push_back(impl_->make_spec(p));
+    for (std::size_t j = 0; j < impl_->config.producers.size(); ++j)
+        impl_->specs.push_back(impl_->make_spec(impl_->config.producers, j));
     shared.wedge_ns.store(hooks.wedge_consumer_ns, std::memory_order_relaxed);
     shared.placement_defaults = detail::PlacementDefaults::of_this_process();
     for (std::uint32_t c = 0; c < config.daemon.consumers; ++c) {

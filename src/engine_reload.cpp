@@ -164,7 +164,7 @@ void Engine::Impl::start_new(const Config& next,
     }
     for (std::size_t j = 0; j < next.producers.size(); ++j) {
         if (unchanged[j] != nullptr) continue;
-        fresh[j] = make_spec(next.producers[j]);
+        fresh[j] = make_spec(next.producers, j);
         fresh[j]->set_epoch();
         start_spec(*fresh[j]);  // on failure, stops what of it started
         for (const auto& t : fresh[j]->threads)

@@ -26,6 +26,11 @@ void accumulate_into(std::vector<ProducerReport>& list, const ProducerReport& r)
     e.name = r.name;
     e.kind = r.kind;
     e.fd_mode = r.fd_mode;
+    e.rate = r.rate;
+    e.arrival = r.arrival;
+    e.seed = r.seed;
+    e.work_dist = r.work_dist;
+    e.work_kind = r.work_kind;
     e.add(r);
 }
 
@@ -35,6 +40,11 @@ ProducerReport Engine::Impl::spec_report(const Spec& spec) const {
     r.kind = spec.config.kind;
     r.fd_mode = spec.config.fd_mode;
     r.threads = spec.config.threads;
+    r.rate = spec.config.rate;
+    r.arrival = spec.config.arrival;
+    r.seed = spec.seed;
+    r.work_dist = spec.config.work_dist;
+    r.work_kind = spec.config.work_kind;
     r.stalls = spec.stalls;
     const std::int64_t now = detail::steady_ns();
     // What consumers read first: a value is counted as written before it can be read, so

@@ -45,7 +45,8 @@ struct Engine::Impl {
     std::string trace_unavailable;
 
     // Lifecycle (engine.cpp).
-    std::unique_ptr<detail::Spec> make_spec(const ProducerConfig& p);
+    // The j-th producer table of `all`, its threads created (not started).
+    std::unique_ptr<detail::Spec> make_spec(const std::vector<ProducerConfig>& all, std::size_t j);
     // Starts `count` threads with `start_one(i)` and waits until each runs. If one cannot be
     // started, waits for those that were and rethrows the failure; the caller unwinds them.
     std::size_t start_threads(std::size_t count, const std::function<void(std::size_t)>& start_one);

@@ -151,7 +151,7 @@ void ConsumerThread::handle_per_event(Slot& slot, std::uint32_t index) {
                           std::memory_order_release);
     released_.emplace_back(owner, index);
     // With a modelled handler cost, hand the fd back now rather than after the whole batch.
-    if (handler.work_ns > 0) flush_released();
+    if (!handler.work.none()) flush_released();
 }
 
 }  // namespace evfly::detail

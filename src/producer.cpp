@@ -27,6 +27,19 @@ std::int64_t period_of(std::uint64_t rate) noexcept {
     return rate == 0 ? 0 : Schedule::kSecondNs / static_cast<std::int64_t>(rate);
 }
 
+// Thread `index` of a table: its arrivals, from a generator of its own derived from the seed.
+Arrivals arrivals_of(const ProducerConfig& p, std::uint64_t seed, std::uint32_t index) noexcept {
+    Arrivals a;
+    if (p.kind != ProducerKind::eventfd) return a;
+    a.period_ns = period_of(p.rate);
+    a.kind = p.arrival == Arrival::poisson ? Arrivals::Kind::poisson
+             : p.arrival == Arrival::burst ? Arrivals::Kind::burst
+                                           : Arrivals::Kind::paced;
+    a.burst = p.burst;
+    a.seed = seed ^ (0x9E3779B97F4A7C15ULL * (std::uint64_t{index} + 1));
+    return a;
+}
+
 SlotMode mode_of(const ProducerConfig& p) noexcept {
     if (p.kind == ProducerKind::timerfd) return SlotMode::timer;
     switch (p.fd_mode) {
@@ -59,7 +72,7 @@ ProducerThread::ProducerThread(Shared& shared, const Spec& spec, std::uint32_t i
       index_(index),
       fd_failures_(kFdEpisodeGapNs),
       add_failures_(kFdEpisodeGapNs),
-      schedule_(config_.kind == ProducerKind::eventfd ? period_of(config_.rate) : 0) {
+      schedule_(arrivals_of(config_, spec.seed, index)) {
     adopt(slots);
 }
 
@@ -146,9 +159,11 @@ void ProducerThread::run(const std::stop_token& stop) {
 
 std::int64_t ProducerThread::first_fire() const noexcept {
     if (schedule_.flat_out()) return steady_ns();
-    // steady_clock is CLOCK_MONOTONIC on Linux, the clock of epoch_monotonic.
-    return spec_.epoch_monotonic + schedule_.period() * static_cast<std::int64_t>(index_) /
-                                       static_cast<std::int64_t>(config_.threads);
+    // steady_clock is CLOCK_MONOTONIC on Linux, the clock of epoch_monotonic. The threads of
+    // every table that takes turns take turns over one cycle (a period, or a burst's).
+    const auto turns = static_cast<std::int64_t>(config_.threads) * spec_.phase_of;
+    const auto turn = static_cast<std::int64_t>(index_) * spec_.phase_of + spec_.phase_index;
+    return spec_.epoch_monotonic + schedule_.cycle() * turn / turns;
 }
 
 void ProducerThread::start_schedule() { schedule_.begin(first_fire()); }

@@ -40,6 +40,11 @@ class ProducerThread;
 // counts from. Lives until its threads are joined and every fd they registered is closed.
 struct Spec {
     ProducerConfig config;
+    // The seed of its arrivals (config.seed, or drawn when the table started), and where its
+    // schedule starts: the phase_index-th of phase_of tables that take turns over one period.
+    std::uint64_t seed = 0;
+    std::uint32_t phase_index = 0;
+    std::uint32_t phase_of = 1;
     std::int64_t epoch_realtime = 0;
     std::int64_t epoch_monotonic = 0;
     std::int64_t epoch_boottime = 0;

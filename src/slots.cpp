@@ -10,7 +10,7 @@ Handler Handler::of(const ProducerConfig& p) noexcept {
     Handler h;
     p.name.copy(h.name.data(), std::min(p.name.size(), kMaxName));
     h.kind = p.kind;
-    h.work_ns = p.work.count();
+    h.work = Work::of(p);
     return h;
 }
 

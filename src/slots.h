@@ -27,6 +27,7 @@
 #include "counter.h"
 #include "evfly/config.h"
 #include "thread_annotations.h"
+#include "work.h"
 
 namespace evfly::detail {
 
@@ -72,7 +73,7 @@ struct Handler {
     static constexpr std::size_t kMaxName = 32;  // config names are 1..32 characters
     std::array<char, kMaxName + 1> name{};
     ProducerKind kind = ProducerKind::eventfd;
-    std::int64_t work_ns = 0;  // modelled handler cost
+    Work work;  // modelled handler cost
 
     static Handler of(const ProducerConfig& p) noexcept;
     [[nodiscard]] std::string_view producer() const noexcept { return name.data(); }
@@ -102,8 +103,9 @@ class SlotPool {
     const ProducerConfig& config_;
     const Handler handler_;
 };
-// What consumers read of a producer on every event fits one cache line (see ProducerThread).
-static_assert(sizeof(SlotPool) <= 64);
+// What consumers read of a producer on every event fits two cache lines that nothing writes
+// once the producer runs (see ProducerThread): read-shared, they stay in every CPU's cache.
+static_assert(sizeof(SlotPool) <= 128);
 
 struct alignas(64) Slot {
     std::atomic<std::uint64_t> generation{0};

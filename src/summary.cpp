@@ -278,7 +278,15 @@ std::string summary_json(const RunResult& result, const Resources& resources,
         ProducerCounts::each(
             p, p, [&entry](const char* name, std::uint64_t count, auto) { entry[name] = count; });
         entry["backlog"] = p.backlog();
-        if (p.kind == ProducerKind::eventfd) entry["fd_mode"] = to_string(p.fd_mode);
+        if (p.kind == ProducerKind::eventfd) {
+            entry["fd_mode"] = to_string(p.fd_mode);
+            if (p.rate != 0) {
+                entry["arrival"] = to_string(p.arrival);
+                entry["seed"] = p.seed;
+            }
+        }
+        entry["work_dist"] = to_string(p.work_dist);
+        entry["work_kind"] = to_string(p.work_kind);
         producers.push_back(std::move(entry));
     }
     const nlohmann::ordered_json doc = {

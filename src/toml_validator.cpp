@@ -1,5 +1,7 @@
 #include "toml_validator.h"
 
+#include <cstdio>
+
 namespace evfly::detail {
 
 const char* type_name(toml::value_t t) {
@@ -84,6 +86,24 @@ void TomlValidator::duration(const TomlValue& table, const std::string& prefix,
     } else {
         out = *d;
     }
+}
+
+void TomlValidator::number(const TomlValue& table, const std::string& prefix,
+                           const std::string& key, double& out, double min, double max) {
+    const TomlValue* v = find(table, key);
+    if (v == nullptr) return;
+    if (!v->is_floating() && !v->is_integer()) {
+        error(*v, prefix + key, std::string("expected a number, got ") + type_name(v->type()));
+        return;
+    }
+    const double x = v->is_floating() ? v->as_floating() : static_cast<double>(v->as_integer());
+    if (!(x >= min && x <= max)) {  // NaN fails too
+        char text[96];
+        std::snprintf(text, sizeof text, "must be between %g and %g (got %g)", min, max, x);
+        error(*v, prefix + key, text);
+        return;
+    }
+    out = x;
 }
 
 const TomlValue* TomlValidator::table(const TomlValue& parent, const std::string& key) {

@@ -92,6 +92,9 @@ class TomlValidator {
 
     void duration(const TomlValue& table, const std::string& prefix, const std::string& key,
                   Nanos& out, Nanos min, Nanos max);
+    // A number (a float, or an integer taken as one) from `min` to `max`.
+    void number(const TomlValue& table, const std::string& prefix, const std::string& key,
+                double& out, double min, double max);
     // The table at `key`, or nullptr (absent, or not a table: an error).
     const TomlValue* table(const TomlValue& parent, const std::string& key);
     // Every problem found, in line order.

@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <vector>
 
 using evfly::detail::Schedule;
 
@@ -160,4 +163,97 @@ TEST(Schedule, FlatOutHasNoScheduleAndDueIsWhatWasFired) {
     s.close(kStart + 10'000 * kMs, 12345);
     EXPECT_EQ(s.due_by(kStart, 12345), 12345u);
     EXPECT_EQ(s.skipped() + s.late(), 0u);
+}
+
+// Poisson arrivals: exponential gaps of the mean period, reproducible from the seed.
+TEST(Schedule, PoissonGapsAreExponentialByAKolmogorovSmirnovTest) {
+    using evfly::detail::Arrivals;
+    const std::int64_t mean = 1 * kMs;
+    Schedule s(Arrivals{.kind = Arrivals::Kind::poisson, .period_ns = mean, .seed = 42});
+    s.begin(kStart);
+    constexpr int kN = 20'000;
+    std::vector<double> gaps;
+    std::int64_t last = kStart;
+    for (int i = 0; i < kN; ++i) {
+        const Schedule::Take t = s.take(s.next_due());
+        s.fired(t.due, t.due);
+        if (i > 0) gaps.push_back(static_cast<double>(t.due - last));
+        last = t.due;
+    }
+    std::sort(gaps.begin(), gaps.end());
+    double d = 0;
+    double sum = 0;
+    const auto n = static_cast<double>(gaps.size());
+    for (std::size_t i = 0; i < gaps.size(); ++i) {
+        const double f = 1.0 - std::exp(-gaps[i] / static_cast<double>(mean));
+        d = std::max({d, std::abs(static_cast<double>(i + 1) / n - f),
+                      std::abs(f - static_cast<double>(i) / n)});
+        sum += gaps[i];
+    }
+    EXPECT_LT(d, 1.63 / std::sqrt(n)) << "KS statistic, critical value at 1 %";
+    EXPECT_NEAR(sum / n, static_cast<double>(mean), 0.03 * static_cast<double>(mean));
+    // On time, what was due is exactly what was drawn.
+    EXPECT_EQ(s.due_by(last, kN), static_cast<std::uint64_t>(kN));
+    EXPECT_EQ(s.late(), 0u);
+    // The same seed draws the same arrivals; another seed others.
+    const auto first_dues = [](std::uint64_t seed) {
+        Schedule r(Arrivals{.kind = Arrivals::Kind::poisson, .period_ns = 1 * kMs, .seed = seed});
+        r.begin(kStart);
+        std::vector<std::int64_t> dues;
+        for (int i = 0; i < 50; ++i) dues.push_back(r.take(r.next_due()).due);
+        return dues;
+    };
+    EXPECT_EQ(first_dues(7), first_dues(7));
+    EXPECT_NE(first_dues(7), first_dues(8));
+}
+
+// A Poisson producer stopped for 5 s at 1 000/s: the fire at hand keeps its due time, about
+// 5 000 are skipped (within 5 standard deviations), and at the stop due == fired + skipped.
+TEST(Schedule, APoissonProducerBehindSkipsWhatFellDueMeanwhile) {
+    using evfly::detail::Arrivals;
+    Schedule s(Arrivals{.kind = Arrivals::Kind::poisson, .period_ns = 1 * kMs, .seed = 3});
+    s.begin(kStart);
+    const std::uint64_t before = fire_until(s, kStart + 100 * kMs);
+    const std::int64_t due = s.next_due();
+    const std::int64_t now = due + 5'000 * kMs;
+    const Schedule::Take t = s.take(now);
+    EXPECT_EQ(t.due, due);
+    EXPECT_TRUE(t.behind_began);
+    EXPECT_NEAR(static_cast<double>(t.skipped), 5'000.0, 5 * std::sqrt(5'000.0));
+    EXPECT_GT(s.next_due(), now);
+    s.fired(t.due, now);
+    const std::uint64_t after = fire_until(s, now + 100 * kMs);
+    s.close(now + 100 * kMs, before + 1 + after);
+    EXPECT_EQ(s.due_by(0, 0), before + 1 + after + s.skipped());
+}
+
+// Bursts: `burst` events due together every burst * period; due_by counts whole bursts; a fire is
+// late only a whole burst period after its due time; a stall skips the rest of its burst and the
+// bursts after it.
+TEST(Schedule, BurstsAreDueTogetherEveryBurstPeriod) {
+    using evfly::detail::Arrivals;
+    Schedule s(Arrivals{.kind = Arrivals::Kind::burst, .period_ns = 1 * kMs, .burst = 10});
+    EXPECT_EQ(s.cycle(), 10 * kMs);
+    s.begin(kStart);
+    for (int b = 0; b < 3; ++b) {
+        for (int i = 0; i < 10; ++i) {
+            const Schedule::Take t = s.take(kStart + b * 10 * kMs + 9 * kMs);
+            EXPECT_EQ(t.due, kStart + b * 10 * kMs);
+            EXPECT_FALSE(s.fired(t.due, kStart + b * 10 * kMs + 9 * kMs).late);
+        }
+    }
+    EXPECT_EQ(s.due_by(kStart, 30), 10u);
+    EXPECT_EQ(s.due_by(kStart + 10 * kMs - 1, 30), 10u);
+    EXPECT_EQ(s.due_by(kStart + 20 * kMs, 30), 30u);
+    // Four of the fourth burst, then a 2 s stall: the fifth fire keeps its due time; the other
+    // five of its burst and the 200 bursts after it are skipped.
+    for (int i = 0; i < 4; ++i) s.fired(s.take(kStart + 30 * kMs).due, kStart + 30 * kMs);
+    const std::int64_t now = kStart + 30 * kMs + 2'000 * kMs;
+    const Schedule::Take t = s.take(now);
+    EXPECT_EQ(t.due, kStart + 30 * kMs);
+    EXPECT_EQ(t.skipped, 5u + 200u * 10u);
+    EXPECT_TRUE(s.fired(t.due, now).late);
+    EXPECT_EQ(s.next_due(), kStart + 2'040 * kMs);
+    s.close(kStart + 2'040 * kMs, 35);
+    EXPECT_EQ(s.due_by(0, 0), 35u + s.skipped());
 }

@@ -25,6 +25,16 @@ enum class FdMode { per_event, persistent, semaphore };
 // How a per-event producer fires: write (create, register, write; 5 syscalls in the fd's life)
 // or create (create the eventfd already holding its value, register; 4 syscalls).
 enum class FireMode { write, create };
+// How a paced eventfd producer's events arrive: evenly spaced, as a Poisson process (exponential
+// gaps at the rate), or `burst` at once every burst / rate.
+enum class Arrival { paced, poisson, burst };
+// Where a paced producer's schedule starts: spread (the tables of one rate and arrival take
+// turns over the period, as the threads of one table do) or aligned (all at the start).
+enum class Phase { spread, aligned };
+// A handler's cost per event: `work` every time, or drawn from a distribution of mean `work`.
+enum class WorkDist { fixed, exponential, lognormal, bimodal };
+// What a handler does for its cost: burn CPU (cpu) or block (sleep, as an I/O-bound one does).
+enum class WorkKind { cpu, sleep };
 enum class LogFormat { json, text };
 enum class LogSink { automatic, stderr_sink, journald, file };
 
@@ -50,9 +60,19 @@ struct ProducerConfig {
     std::string name;
     ProducerKind kind = ProducerKind::eventfd;
     std::uint32_t threads = 1;
-    Nanos work{0};
+    Nanos work{0};  // fixed: the time; exponential, lognormal: the mean; bimodal: the common time
+    WorkDist work_dist = WorkDist::fixed;
+    WorkKind work_kind = WorkKind::cpu;
+    double work_sigma = 0;              // lognormal: sigma of ln(work), given or from work_p99
+    Nanos work_p99{0};                  // lognormal: its p99, instead of work_sigma (0: not given)
+    Nanos work_slow{0};                 // bimodal: the other time
+    double work_slow_share = 0;         // bimodal: the share of events that take it (0..1)
+    std::optional<std::uint64_t> seed;  // arrivals' generator; unset: drawn at start, reported
     // eventfd
     std::uint64_t rate = 1;  // events per second per thread; 0 = flat out
+    Arrival arrival = Arrival::paced;
+    std::uint32_t burst = 1;  // arrival = "burst": events at once
+    Phase phase = Phase::spread;
     FdMode fd_mode = FdMode::per_event;
     std::uint32_t max_in_flight = 1024;
     FireMode fire = FireMode::write;
@@ -186,6 +206,10 @@ std::string format_over(const Config::Explain& explain);
 
 const char* to_string(ProducerKind kind);
 const char* to_string(FdMode mode);
+const char* to_string(Arrival arrival);
+const char* to_string(Phase phase);
+const char* to_string(WorkDist dist);
+const char* to_string(WorkKind kind);
 const char* to_string(FireMode mode);
 const char* to_string(SchedPolicy policy);
 // "0-3,6" -> {0,1,2,3,6}; nullopt and a reason when it is not a CPU list.

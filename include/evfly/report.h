@@ -72,6 +72,11 @@ struct ProducerReport : ProducerCounts {
     ProducerKind kind = ProducerKind::eventfd;
     FdMode fd_mode = FdMode::per_event;
     std::uint32_t threads = 0;
+    std::uint64_t rate = 0;
+    Arrival arrival = Arrival::paced;
+    std::uint64_t seed = 0;  // of its arrivals: the config's, or the one drawn at its start
+    WorkDist work_dist = WorkDist::fixed;
+    WorkKind work_kind = WorkKind::cpu;
 };
 
 // The consumer pool's counts, as plain numbers (PoolCounts) or as the counters a consumer keeps
