@@ -250,7 +250,11 @@ void ConsumerThread::serve(const Handler& handler, int fd, std::uint64_t value,
 void ConsumerThread::spend(const Handler& handler) {
     // Work standing in for a handler's cost, so operators can size the pool realistically. What
     // this event drew is what its handler segment is measured against.
-    const std::int64_t work = handler.work.draw(work_rng_);
+    std::int64_t work = handler.work.ns;
+    if (handler.work.dist != WorkDist::fixed) [[unlikely]] {
+        if (!work_rng_) work_rng_ = std::make_unique<std::mt19937_64>(std::random_device{}());
+        work = handler.work.draw(*work_rng_);
+    }
     span_.work_ns = work;
     detail::spend(handler.work.kind, work, shared_.abandon);
 }

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <random>
 #include <span>
@@ -160,9 +161,10 @@ class alignas(64) ConsumerThread {
         std::int64_t work_ns = 0;
         int cpu = -1;
     } span_;
-    // Draws each event's work (work_dist); consumer thread only. Seeded from the kernel: which
-    // consumer serves which event is the scheduler's choice, so draws are not reproducible anyway.
-    std::mt19937_64 work_rng_{std::random_device{}()};
+    // Draws each event's work (work_dist other than fixed); consumer thread only, made at its
+    // first draw (2.5 KiB). Seeded from the kernel: which consumer serves which event is the
+    // scheduler's choice, so draws are not reproducible anyway.
+    std::unique_ptr<std::mt19937_64> work_rng_;
     std::optional<Outlier> pending_outlier_;
     // Per-event slots closed in the current batch, by owner; consumer thread only.
     std::vector<std::pair<SlotPool*, std::uint32_t>> released_;

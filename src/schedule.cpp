@@ -9,7 +9,8 @@ Schedule::Schedule(const Arrivals& arrivals) noexcept
       period_(arrivals.period_ns),
       burst_(kind_ == Arrivals::Kind::burst ? std::max<std::uint32_t>(arrivals.burst, 1) : 1),
       cycle_(period_ * burst_),
-      rng_(arrivals.seed),
+      rng_(kind_ == Arrivals::Kind::poisson ? std::make_unique<std::mt19937_64>(arrivals.seed)
+                                            : nullptr),
       gap_(period_ > 0 ? 1.0 / static_cast<double>(period_) : 1.0) {}
 
 void Schedule::begin(std::int64_t first_due) noexcept {
@@ -38,7 +39,7 @@ void Schedule::advance() noexcept {
             }
             break;
         case Arrivals::Kind::poisson:
-            next_ += static_cast<std::int64_t>(gap_(rng_));
+            next_ += static_cast<std::int64_t>(gap_(*rng_));
             break;
     }
 }
@@ -70,7 +71,7 @@ std::uint64_t Schedule::skip_through(std::int64_t now) noexcept {
                 // Memoryless: how many more fell in (next_, now] is Poisson, and the next one
                 // after now is an exponential gap away from now.
                 n = count_through(now);
-                next_ = now + static_cast<std::int64_t>(gap_(rng_));
+                next_ = now + static_cast<std::int64_t>(gap_(*rng_));
             }
             break;
     }
@@ -96,7 +97,7 @@ std::uint64_t Schedule::count_through(std::int64_t until) noexcept {
             const double mean = static_cast<double>(until - next_) / static_cast<double>(period_);
             if (mean <= 0) return 1;
             std::poisson_distribution<std::uint64_t> more(mean);
-            return 1 + more(rng_);
+            return 1 + more(*rng_);
         }
     }
     return 0;

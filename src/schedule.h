@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <random>
 
 #include "counter.h"
@@ -103,7 +104,7 @@ class Schedule {
     const std::int64_t period_;
     const std::uint32_t burst_;
     const std::int64_t cycle_;
-    std::mt19937_64 rng_;  // producer thread only (Poisson)
+    std::unique_ptr<std::mt19937_64> rng_;  // producer thread only; Poisson only (2.5 KiB)
     std::exponential_distribution<double> gap_;
     std::uint32_t in_burst_ = 0;            // producer thread only: next_'s place in its burst
     std::uint64_t drawn_local_ = 0;         // producer thread only: arrivals before next_

@@ -71,9 +71,11 @@ struct FireStamp {
 // whatever becomes of the producer meanwhile.
 struct Handler {
     static constexpr std::size_t kMaxName = 32;  // config names are 1..32 characters
-    std::array<char, kMaxName + 1> name{};
+    // What every event reads first, so that it shares the cache line of the SlotPool's head; the
+    // name, read only to log, comes after.
     ProducerKind kind = ProducerKind::eventfd;
     Work work;  // modelled handler cost
+    std::array<char, kMaxName + 1> name{};
 
     static Handler of(const ProducerConfig& p) noexcept;
     [[nodiscard]] std::string_view producer() const noexcept { return name.data(); }
@@ -103,9 +105,11 @@ class SlotPool {
     const ProducerConfig& config_;
     const Handler handler_;
 };
-// What consumers read of a producer on every event fits two cache lines that nothing writes
+// What consumers read of a producer fits two cache lines that nothing writes
 // once the producer runs (see ProducerThread): read-shared, they stay in every CPU's cache.
 static_assert(sizeof(SlotPool) <= 128);
+// ... and what every event reads of it, the first: the vtable, the config, the kind and the work.
+static_assert(sizeof(void*) * 2 + offsetof(Handler, name) <= 64);
 
 struct alignas(64) Slot {
     std::atomic<std::uint64_t> generation{0};

@@ -15,7 +15,7 @@
 namespace evfly::detail {
 
 struct Work {
-    WorkDist dist = WorkDist::fixed;
+    WorkDist dist = WorkDist::fixed;  // fixed: ns, without a draw
     WorkKind kind = WorkKind::cpu;
     std::int64_t ns = 0;       // fixed: the time; exponential, lognormal: the mean; bimodal: common
     double sigma = 0;          // lognormal: of ln(work)
