@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "evfly/config.h"
 #include "evfly/daemon.h"
@@ -176,16 +178,20 @@ int run(int argc, char** argv) {
     };
 
     int status = kExitOk;
+    // What the process says on stderr at its end, written after the log has been flushed and
+    // closed, each line in one write: the log's own thread may be writing to stderr until then,
+    // and the two used to interleave mid-line.
+    std::vector<std::string> last_words;
     std::optional<evfly::RunResult> result;
     try {
         result = evfly::run_daemon(config, run_options);
     } catch (const std::system_error& e) {
         evfly::log::emit(evfly::log::Level::critical, "cannot start", {{"error", e.what()}});
-        std::fprintf(stderr, "evflyd: cannot start: %s\n", e.what());
+        last_words.push_back(std::string("evflyd: cannot start: ") + e.what() + "\n");
         status = kExitOsError;
     } catch (const std::exception& e) {
         evfly::log::emit(evfly::log::Level::critical, "internal error", {{"error", e.what()}});
-        std::fprintf(stderr, "evflyd: internal error: %s\n", e.what());
+        last_words.push_back(std::string("evflyd: internal error: ") + e.what() + "\n");
         status = kExitSoftware;
     }
     if (result && !options.summary_path.empty()) {
@@ -200,21 +206,20 @@ int run(int argc, char** argv) {
                            evfly::summary_json(*result, resources, evfly::log::dropped()))) {
             evfly::log::emit(evfly::log::Level::err, "cannot write summary",
                              {{"path", options.summary_path}});
-            std::fprintf(stderr, "evflyd: cannot write summary to %s\n",
-                         options.summary_path.c_str());
+            last_words.push_back("evflyd: cannot write summary to " + options.summary_path + "\n");
             if (status == kExitOk) status = kExitCantCreate;
         }
     }
     if (result && !result->slo.passed()) {
-        std::fprintf(stderr, "evflyd: SLO violated:");
+        std::string line = "evflyd: SLO violated:";
         for (const auto& v : result->slo.violations)
-            std::fprintf(stderr, " %s=%llu%s (limit %llu%s)", v.key.c_str(),
-                         static_cast<unsigned long long>(v.actual), v.unit,
-                         static_cast<unsigned long long>(v.limit), v.unit);
-        std::fprintf(stderr, "\n");
+            line += " " + v.key + "=" + std::to_string(v.actual) + v.unit + " (limit " +
+                    std::to_string(v.limit) + v.unit + ")";
+        last_words.push_back(line + "\n");
         if (status == kExitOk) status = kExitSloViolated;
     }
     evfly::log::shutdown();
+    for (const std::string& line : last_words) std::fputs(line.c_str(), stderr);
     return status;
 }
 
