@@ -141,7 +141,7 @@ work_kind = ")") +
     const json& h = sleep["segments_ns"]["eventfd"]["handler"];
     ASSERT_GT(u64(h["count"]), 1'000u);
     EXPECT_GT(u64(h["p50"]), 600'000u) << h.dump();
-    EXPECT_LT(u64(h["p50"]), 950'000u) << h.dump();
+    EXPECT_LT(u64(h["p50"]), 1'200'000u) << h.dump();  // and a sanitizer's overhead
     EXPECT_GT(u64(h["p99"]), 3'000'000u) << h.dump();
     EXPECT_LT(u64(h["p99"]), 7'000'000u) << h.dump();
     EXPECT_EQ(producer(sleep, "w")["work_dist"], "exponential");
@@ -149,8 +149,8 @@ work_kind = ")") +
         return s["resources"]["cpu_user_s"].get<double>() +
                s["resources"]["cpu_sys_s"].get<double>();
     };
-    // 1 500 events of 1 ms: 1.5 CPU-seconds burnt, or almost none asleep.
-    EXPECT_LT(cpu_s(sleep), 0.4) << sleep["resources"].dump();
+    // 1 500 events of 1 ms: 1.5 CPU-seconds burnt, or only the daemon's own asleep.
     const json cpu = run(dir, "cpu", config("cpu"), "3s");
     EXPECT_GT(cpu_s(cpu), 0.8) << cpu["resources"].dump();
+    EXPECT_LT(cpu_s(sleep), 0.5 * cpu_s(cpu)) << sleep["resources"].dump();
 }
