@@ -75,7 +75,7 @@ TEST(Daemon, PercentilesCarryTheirConfidenceIntervals) {
                                "--summary", summary});
     ASSERT_EQ(r.code, 0) << r.err;
     const json many = summary_of(summary)["latency_ns"]["eventfd"];
-    ASSERT_GT(many["count"].get<std::uint64_t>(), 10'000u);
+    ASSERT_GT(many["count"].get<std::uint64_t>(), 1'000u);  // 563 bound a p99 on both sides
     const json& p99 = many["ci95"]["p99"];
     ASSERT_TRUE(p99[0].is_number() && p99[1].is_number()) << many.dump();
     EXPECT_LE(p99[0].get<std::uint64_t>(), many["p99"].get<std::uint64_t>());
