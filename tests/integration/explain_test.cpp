@@ -212,10 +212,19 @@ rate = 500
     const json s = summary_of(summary);
     ASSERT_GE(u64(s["explain"]["outliers"]), 1u) << s["explain"].dump();
     EXPECT_GE(cause(s, "producer"), 1u) << s["explain"]["causes"].dump();
-    const json& w = s["explain"]["worst"][0];
-    EXPECT_EQ(w["cause"], "producer");
-    EXPECT_GE(w["latency_ns"].get<std::int64_t>(), 350'000'000);
-    EXPECT_GE(w["segments_ns"]["producer"].get<std::int64_t>(), 350'000'000);
+    // The slowest producer outlier is the first fire after the stop. (An event written just
+    // before the stop can be slower still: its consumer was stopped before it woke, a wake-up
+    // outlier; which of the two comes first in worst is a race with the signal.)
+    std::int64_t slowest_producer = 0;
+    for (const json& w : s["explain"]["worst"]) {
+        if (w["cause"] == "producer") {
+            EXPECT_GE(w["latency_ns"].get<std::int64_t>(),
+                      w["segments_ns"]["producer"].get<std::int64_t>());
+            slowest_producer =
+                std::max(slowest_producer, w["segments_ns"]["producer"].get<std::int64_t>());
+        }
+    }
+    EXPECT_GE(slowest_producer, 350'000'000) << s["explain"]["worst"].dump();
 }
 
 // Eight timers due together, 2 ms of work each, four consumers: with a batch of 64 one consumer
