@@ -320,6 +320,16 @@ void ConsumerThread::found_outlier(const Handler& handler, std::int64_t due, std
     pending_outlier_ = std::move(o);
 }
 
+void ConsumerThread::probe_arrival(std::int64_t at) noexcept {
+    probe_countdown_ = kProbeEvery;
+    const std::uint32_t used = shared_.park_logs_used.load(std::memory_order_relaxed);
+    bool parked = false;
+    for (std::uint32_t c = 0; c < used && !parked; ++c)
+        parked = shared_.park_logs[c].parked_during(at, at);
+    counts.arrival_probes.add();
+    if (!parked) counts.arrivals_found_all_busy.add();
+}
+
 void ConsumerThread::end_span(std::int64_t now) {
     span_.pending = false;
     const std::int64_t handler = std::max<std::int64_t>(now - span_.turn, 0);

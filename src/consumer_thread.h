@@ -96,6 +96,8 @@ class alignas(64) ConsumerThread {
         shared_.cpu_latency.record_eventfd(cpu, fire_cpu, nonnegative(read - due),
                                            nonnegative(read - written), path);
         span_ = Span{true, false, turn_, 0, cpu};
+        if (--probe_countdown_ == 0) [[unlikely]]
+            probe_arrival(written);
         if (const std::int64_t over = shared_.over_eventfd_ns.load(std::memory_order_relaxed);
             over != 0 && read - due > over) [[unlikely]]
             found_outlier(handler, due, written, read, cpu, fire_cpu, path);
@@ -109,6 +111,8 @@ class alignas(64) ConsumerThread {
                                             nonnegative(turn_ - batch_returned_)};
         shared_.cpu_latency.record_timer(cpu, nonnegative(lateness), path);
         span_ = Span{true, true, turn_, 0, cpu};
+        if (--probe_countdown_ == 0) [[unlikely]]
+            probe_arrival(expiry);
         if (const std::int64_t over = shared_.over_timerfd_ns.load(std::memory_order_relaxed);
             over != 0 && lateness > over) [[unlikely]]
             found_outlier(handler, expiry, expiry, read, cpu, -1, path);
@@ -117,6 +121,10 @@ class alignas(64) ConsumerThread {
     static std::uint64_t nonnegative(std::int64_t ns) noexcept {
         return static_cast<std::uint64_t>(ns > 0 ? ns : 0);
     }
+    // Whether every consumer was busy (none parked) at `at`, when a sample became ready: counted
+    // in arrival_probes and arrivals_found_all_busy, one sample in kProbeEvery.
+    static constexpr std::uint32_t kProbeEvery = 16;
+    void probe_arrival(std::int64_t at) noexcept;
     // An outlier among this batch's samples: kept until its handler is over.
     void found_outlier(const Handler& handler, std::int64_t due, std::int64_t written,
                        std::int64_t read, int cpu, int fire_cpu,
@@ -153,6 +161,7 @@ class alignas(64) ConsumerThread {
     std::int64_t turn_ = 0;
     int park_cpu_ = -1;
     std::int64_t overrun_ahead_ = 0;
+    std::uint32_t probe_countdown_ = kProbeEvery;
     // The sample in hand, whose handler segment ends at the next event or the batch's end.
     struct Span {
         bool pending = false;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "evfly/log.h"
+#include "summary_parts.h"
 
 namespace evfly {
 namespace {
@@ -33,13 +34,6 @@ nlohmann::ordered_json intervals(const HistogramSnapshot& h) {
              i.upper ? nlohmann::ordered_json(*i.upper) : nlohmann::ordered_json(nullptr)});
     };
     return {{"p50", pair(0.50)}, {"p90", pair(0.90)}, {"p99", pair(0.99)}, {"p999", pair(0.999)}};
-}
-
-// latency() and the intervals of its percentiles.
-nlohmann::ordered_json latency_with_intervals(const HistogramSnapshot& h) {
-    nlohmann::ordered_json out = latency(h);
-    out["ci95"] = intervals(h);
-    return out;
 }
 
 // The non-empty buckets as [lower, upper, count] (bounds in ns, inclusive): enough to re-derive
@@ -226,6 +220,67 @@ nlohmann::ordered_json explain_json(const ExplainReport& e, std::int64_t start_n
               {"missed_events", e.trace.missed_events}}}};
 }
 
+nlohmann::ordered_json optional_number(const std::optional<double>& v) {
+    return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
+}
+
+// measured / model, or null when the model says no wait (or none).
+nlohmann::ordered_json ratio(std::uint64_t measured, const std::optional<double>& model) {
+    if (!model || *model < 1.0) return nullptr;
+    return static_cast<double>(measured) / *model;
+}
+
+}  // namespace
+
+nlohmann::ordered_json latency_with_intervals(const HistogramSnapshot& h) {
+    nlohmann::ordered_json out = latency(h);
+    out["ci95"] = intervals(h);
+    return out;
+}
+
+nlohmann::ordered_json capacity_json(const Capacity& c) {
+    nlohmann::ordered_json producers = nlohmann::ordered_json::array();
+    for (const auto& p : c.producers)
+        producers.push_back({{"name", p.name},
+                             {"arrivals_per_s", p.arrivals_per_s},
+                             {"scv_arrivals", p.scv_arrivals}});
+    nlohmann::ordered_json out = {
+        {"model", c.applies ? nlohmann::ordered_json(queue::to_string(c.model.model))
+                            : nlohmann::ordered_json(nullptr)},
+        {"why", c.why},
+        {"consumers", c.consumers},
+        {"arrivals_per_s", c.arrivals_per_s},
+        {"scv_arrivals", c.scv_arrivals},
+        {"producers", producers},
+        {"service_ns",
+         {{"count", c.service.count},
+          {"mean", c.service.mean_ns},
+          {"scv", c.service.scv},
+          {"p99", c.service.p99_ns}}}};
+    if (c.applies) {
+        out["offered_erlangs"] = c.model.offered;
+        out["utilisation"] = c.model.utilisation;
+        out["saturated"] = c.model.saturated;
+        out["consumers_needed"] = c.model.consumers_needed;
+    }
+    out["all_busy"] = {{"measured", optional_number(c.measured_all_busy)},
+                       {"model", c.applies ? nlohmann::ordered_json(c.model.all_busy) : nullptr}};
+    out["wait_ns"] = {{"measured",
+                       {{"count", c.wait_count},
+                        {"p50", c.measured_wait_p50_ns},
+                        {"p99", c.measured_wait_p99_ns}}},
+                      {"model",
+                       {{"p50", optional_number(c.model.wait_p50_ns)},
+                        {"p99", optional_number(c.model.wait_p99_ns)}}},
+                      {"measured_over_model",
+                       {{"p50", ratio(c.measured_wait_p50_ns, c.model.wait_p50_ns)},
+                        {"p99", ratio(c.measured_wait_p99_ns, c.model.wait_p99_ns)}}}};
+    if (c.applies) out["verdict"] = c.verdict;
+    return out;
+}
+
+namespace {
+
 // Every producer count added up, what was lost, and the pool's and the log's counts.
 nlohmann::ordered_json totals_json(const Report& report, const Totals& totals,
                                    std::uint64_t log_dropped) {
@@ -306,6 +361,8 @@ std::string summary_json(const RunResult& result, const Resources& resources,
           {"eventfd_delivery", buckets(report.eventfd_delivery)},
           {"timerfd", buckets(report.timerfd_latency)}}},
         {"segments_ns", segments(report.by_cpu)},
+        {"capacity",
+         capacity_json(assess(capacity_input(report, nullptr, result.producers, result.active_s)))},
         {"by_cpu", by_cpu(report.by_cpu)},
         {"by_cpu_histograms_ns", by_cpu_buckets(report.by_cpu)},
         {"warmup",

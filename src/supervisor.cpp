@@ -141,6 +141,7 @@ class Supervisor {
         if (const std::string why = wake_latency_.set(config_.daemon.cpu_dma_latency); !why.empty())
             throw std::system_error(EPERM, std::generic_category(), why);
         engine_.start();
+        engine_started_ = Clock::now();
         // --run-for counts from the engine's epoch, the instant the producers' schedules start
         // from, so a run's due fires do not depend on how long starting took.
         if (options_.run_for)
@@ -429,7 +430,9 @@ class Supervisor {
         result.threads = detail::observe_threads();  // while every thread still runs
         result.daemon = config_.daemon;
         result.producers = config_.producers;
-        result.drained = engine_.stop(Clock::now() + config_.daemon.shutdown_timeout);
+        const Clock::time_point stopping = Clock::now();
+        result.active_s = std::chrono::duration<double>(stopping - engine_started_).count();
+        result.drained = engine_.stop(stopping + config_.daemon.shutdown_timeout);
         end_warmup();
         engine_.report_into(result.report);
         metrics_.write(result.report, extras());
@@ -475,6 +478,7 @@ class Supervisor {
     std::shared_ptr<Notifier> notifier_;
     Config config_;
     Clock::time_point start_;
+    Clock::time_point engine_started_;
     Epoll loop_;
     Fd signals_;
     Fd stats_timer_;

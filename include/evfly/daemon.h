@@ -33,6 +33,9 @@ struct RunOptions {
 struct RunResult {
     Report report;
     double elapsed_s = 0;
+    // From the engine's start (the producers' schedules' epoch) to the stop's beginning: the
+    // time the schedules ran, before any drain.
+    double active_s = 0;
     std::int64_t start_ns = 0;  // CLOCK_MONOTONIC ns at the start, for times in the summary
     bool drained = false;       // every value written was read before shutdown_timeout
     std::uint64_t reloads_ok = 0;

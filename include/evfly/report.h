@@ -90,6 +90,10 @@ struct PoolCountsOf {
     T stale_events{};       // events for a registration retired meanwhile (a reload, the stop)
     T consumer_errors{};    // failed reads / epoll_ctl calls in consumers (logged)
     T handler_errors{};     // exceptions out of event handlers, caught (logged)
+    // One sample in 16, consumers look at whether any consumer was parked when it was written
+    // (a timer: when it expired): the share that found every consumer busy, beside Erlang C.
+    T arrival_probes{};
+    T arrivals_found_all_busy{};
 
     // Calls f(name, a.count, b.count) for every count of `a` and `b`, with its summary name.
     template <typename A, typename B, typename F>
@@ -101,6 +105,8 @@ struct PoolCountsOf {
         f("stale_events", a.stale_events, b.stale_events);
         f("consumer_errors", a.consumer_errors, b.consumer_errors);
         f("handler_errors", a.handler_errors, b.handler_errors);
+        f("arrival_probes", a.arrival_probes, b.arrival_probes);
+        f("arrivals_found_all_busy", a.arrivals_found_all_busy, b.arrivals_found_all_busy);
     }
 };
 using PoolCounts = PoolCountsOf<std::uint64_t>;
