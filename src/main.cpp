@@ -18,6 +18,7 @@
 #include "evfly/fd.h"
 #include "evfly/log.h"
 #include "evfly/summary.h"
+#include "evfly/sweep.h"
 #include "evfly/system.h"
 
 namespace {
@@ -38,6 +39,9 @@ struct Options {
     std::string summary_path;
     std::string log_level;
     std::string log_format;
+    std::string sweep;
+    std::string stage;
+    std::vector<std::string> targets;
 };
 
 evfly::Config load(const Options& options) {
@@ -108,6 +112,14 @@ int run(int argc, char** argv) {
         });
     app.add_option("--summary", options.summary_path,
                    "write the final summary JSON here at exit ('-': stdout)");
+    app.add_option("--sweep", options.sweep,
+                   "run one stage per value (consumers=1..8, consumers=2,4,8, threads=1..4), "
+                   "print a table, recommend a value, and stop");
+    app.add_option("--stage", options.stage,
+                   "a sweep stage's measured time (default 10s) or sample count (e.g. 20000)");
+    app.add_option("--target", options.targets,
+                   "a bound a sweep stage must meet, e.g. p99=2ms (default: the [slo] latency "
+                   "limits); may be given more than once");
     app.add_option("--log-level", options.log_level, "override log.level")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
     app.add_option("--log-format", options.log_format, "override log.format")
@@ -122,6 +134,33 @@ int run(int argc, char** argv) {
         return kExitUsage;
     }
 
+    std::optional<evfly::SweepPlan> sweep;
+    {
+        std::string why;
+        const auto usage = [&why](const std::string& option) {
+            std::fprintf(stderr, "evflyd: %s %s (see --help)\n", option.c_str(), why.c_str());
+            return kExitUsage;
+        };
+        if (!options.sweep.empty()) {
+            sweep = evfly::parse_sweep(options.sweep, &why);
+            if (!sweep) return usage("--sweep");
+            if (!options.run_for.empty()) {
+                why = "cannot go with --run-for: a sweep stops after its last stage";
+                return usage("--sweep");
+            }
+            if (!options.stage.empty() && !evfly::parse_stage(options.stage, *sweep, &why))
+                return usage("--stage");
+            for (const std::string& text : options.targets) {
+                const auto target = evfly::parse_target(text, &why);
+                if (!target) return usage("--target");
+                sweep->targets.push_back(*target);
+            }
+        } else if (!options.stage.empty() || !options.targets.empty()) {
+            why = "needs --sweep";
+            return usage(options.stage.empty() ? "--target" : "--stage");
+        }
+    }
+
     evfly::Config config;
     try {
         config = load(options);
@@ -133,6 +172,10 @@ int run(int argc, char** argv) {
         return kExitConfig;
     }
     apply_overrides(options, config);
+    if (sweep) {
+        evfly::impose(*sweep, sweep->values.front(), config);
+        if (sweep->targets.empty()) sweep->targets = evfly::targets_of(config.slo);
+    }
 
     if (options.check_config) {
         std::printf("%s: OK\n", config.source.c_str());
@@ -171,6 +214,7 @@ int run(int argc, char** argv) {
     resources.fds_at_start = evfly::count_open_fds();
     evfly::RunOptions run_options;
     if (!options.run_for.empty()) run_options.run_for = evfly::parse_duration(options.run_for);
+    run_options.sweep = sweep;
     run_options.reload = [&options] {
         evfly::Config next = load(options);
         apply_overrides(options, next);
@@ -210,6 +254,14 @@ int run(int argc, char** argv) {
             if (status == kExitOk) status = kExitCantCreate;
         }
     }
+    std::string table;
+    if (result && result->sweep) {
+        table = evfly::sweep_table(*result->sweep);
+        if (!result->sweep->plan.targets.empty() && !result->sweep->recommended) {
+            last_words.push_back("evflyd: sweep: " + result->sweep->reason + "\n");
+            if (status == kExitOk) status = kExitSloViolated;
+        }
+    }
     if (result && !result->slo.passed()) {
         std::string line = "evflyd: SLO violated:";
         for (const auto& v : result->slo.violations)
@@ -219,6 +271,8 @@ int run(int argc, char** argv) {
         if (status == kExitOk) status = kExitSloViolated;
     }
     evfly::log::shutdown();
+    // The sweep's table goes to stdout, unless the summary went there.
+    if (!table.empty()) std::fputs(table.c_str(), options.summary_path == "-" ? stderr : stdout);
     for (const std::string& line : last_words) std::fputs(line.c_str(), stderr);
     return status;
 }

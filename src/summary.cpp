@@ -281,6 +281,48 @@ nlohmann::ordered_json capacity_json(const Capacity& c) {
 
 namespace {
 
+nlohmann::ordered_json optional_value(const std::optional<std::uint32_t>& v) {
+    return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
+}
+
+nlohmann::ordered_json sweep_json(const SweepResult& r) {
+    nlohmann::ordered_json targets = nlohmann::ordered_json::array();
+    for (const auto& t : r.plan.targets) targets.push_back(t.to_string());
+    nlohmann::ordered_json stages = nlohmann::ordered_json::array();
+    for (const auto& s : r.stages) {
+        stages.push_back(
+            {{"value", s.value},
+             {"seconds", s.seconds},
+             {"values_per_s", s.values_per_s},
+             {"latency_ns", latency_with_intervals(s.latency)},
+             {"model",
+              {{"name", s.model.empty() ? nlohmann::ordered_json(nullptr)
+                                        : nlohmann::ordered_json(s.model)},
+               {"utilisation", s.utilisation},
+               {"saturated", s.saturated},
+               {"wait_p99_ns", optional_number(s.model_p99_ns)}}},
+             {"cpu_s", s.cpu_s},
+             {"skipped", s.skipped},
+             {"late", s.late},
+             {"stopped_early", s.stopped_early.empty() ? nlohmann::ordered_json(nullptr)
+                                                       : nlohmann::ordered_json(s.stopped_early)},
+             {"meets", s.meets},
+             {"misses", s.misses}});
+    }
+    return {{"parameter", r.plan.parameter},
+            {"values", r.plan.values},
+            {"stage_s", r.plan.stage_samples != 0 ? nlohmann::ordered_json(nullptr)
+                                                  : nlohmann::ordered_json(to_s(r.plan.stage))},
+            {"stage_samples", r.plan.stage_samples},
+            {"targets", targets},
+            {"stages", stages},
+            {"recommended", optional_value(r.recommended)},
+            {"reason", r.reason},
+            {"knee", optional_value(r.knee)},
+            {"stopped", r.stopped.empty() ? nlohmann::ordered_json(nullptr)
+                                          : nlohmann::ordered_json(r.stopped)}};
+}
+
 // Every producer count added up, what was lost, and the pool's and the log's counts.
 nlohmann::ordered_json totals_json(const Report& report, const Totals& totals,
                                    std::uint64_t log_dropped) {
@@ -397,6 +439,7 @@ std::string summary_json(const RunResult& result, const Resources& resources,
           {"involuntary_ctx_switches", resources.involuntary_ctx_switches}}}};
     nlohmann::ordered_json out = doc;
     if (report.explain.enabled) out["explain"] = explain_json(report.explain, result.start_ns);
+    if (result.sweep) out["sweep"] = sweep_json(*result.sweep);
     return out.dump(2) + "\n";
 }
 

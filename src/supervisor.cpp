@@ -18,6 +18,7 @@
 #include "placement.h"
 #include "reload.h"
 #include "stats_reporter.h"
+#include "sweep_runner.h"
 
 namespace evfly {
 namespace {
@@ -30,7 +31,8 @@ enum Source : std::uint64_t {
     kStall,
     kWarmup,
     kCollect,
-    kThresholds
+    kThresholds,
+    kSweep
 };
 
 using Clock = std::chrono::steady_clock;
@@ -43,6 +45,8 @@ constexpr Nanos kCollectEvery = std::chrono::milliseconds(100);
 constexpr Nanos kThresholdsEvery = std::chrono::seconds(1);
 // What a stop takes beyond the drain, told to systemd with STOPPING=1.
 constexpr Nanos kStopMargin = std::chrono::seconds(10);
+// A sweep stage's warm-up when daemon.warmup is not set.
+constexpr Nanos kSweepWarmup = std::chrono::seconds(1);
 
 Fd make_signalfd() {
     sigset_t set;
@@ -122,6 +126,12 @@ class Supervisor {
             run_timer_ = make_timer();
             watch(run_timer_, kRunFor);
         }
+        if (options.sweep) {
+            sweep_.emplace(*options.sweep,
+                           config.daemon.warmup.count() != 0 ? config.daemon.warmup : kSweepWarmup);
+            sweep_timer_ = make_timer();
+            watch(sweep_timer_, kSweep);
+        }
         if (const auto interval = notifier_->watchdog_interval(); interval.count() > 0) {
             // Ping at half the interval, as sd_watchdog_enabled(3) recommends.
             const Nanos half = std::chrono::duration_cast<Nanos>(interval) / 2;
@@ -146,6 +156,10 @@ class Supervisor {
         // from, so a run's due fires do not depend on how long starting took.
         if (options_.run_for)
             set_timer(run_timer_, std::max(*options_.run_for, Nanos(1)), Nanos(0));
+        if (sweep_) {
+            sweep_->begin_stage(Clock::now());
+            set_timer(sweep_timer_, SweepRunner::kTick, SweepRunner::kTick);
+        }
         begin_warmup();
         check_stalls();
         log::emit(log::Level::info, "started",
@@ -219,6 +233,10 @@ class Supervisor {
                 case kThresholds:
                     drain_timer(thresholds_timer_);
                     engine_.update_outlier_thresholds();
+                    break;
+                case kSweep:
+                    drain_timer(sweep_timer_);
+                    if (std::string reason = on_sweep(); !reason.empty()) return reason;
                     break;
                 default:
                     break;
@@ -309,6 +327,43 @@ class Supervisor {
         }
     }
 
+    // A sweep's tick: on to the next stage through a reload, or the sweep is over.
+    std::string on_sweep() {
+        Report report;
+        engine_.report_into(report);
+        const SweepRunner::Action action = sweep_->tick(Clock::now(), report, config_.producers);
+        if (action == SweepRunner::Action::wait) return {};
+        const SweepStage& stage = sweep_->last();
+        log::emit(log::Level::info, "sweep stage done",
+                  {{sweep_->plan().parameter, stage.value},
+                   {"seconds", stage.seconds},
+                   {"values_per_s", stage.values_per_s},
+                   {"samples", stage.latency.count()},
+                   {"p50_ns", stage.latency.quantile(0.5)},
+                   {"p99_ns", stage.latency.quantile(0.99)},
+                   {"utilisation", stage.utilisation},
+                   {"skipped", stage.skipped},
+                   {"stopped_early", stage.stopped_early},
+                   {"meets", stage.meets},
+                   {"misses", stage.misses}});
+        if (action == SweepRunner::Action::done) return "sweep done";
+        Config next = config_;
+        impose(sweep_->plan(), sweep_->value(), next);
+        try {
+            apply(next);
+            ++reloads_ok_;
+        } catch (const std::exception& e) {
+            ++reloads_failed_;
+            const std::string why = "the reload to " + sweep_->plan().parameter + " = " +
+                                    std::to_string(sweep_->value()) + " failed: " + e.what();
+            log::emit(log::Level::err, "sweep stopped", {{"error", why}});
+            sweep_->failed(why);
+            return "sweep stopped";
+        }
+        sweep_->begin_stage(Clock::now());
+        return {};
+    }
+
     // SIGHUP: read the config again and apply what changed, or keep the running one untouched.
     void reload() {
         notifier_->reloading();
@@ -316,7 +371,10 @@ class Supervisor {
         bool ok = false;
         try {
             if (!options_.reload) throw std::runtime_error("no config source to read again");
-            apply(options_.reload());
+            Config next = options_.reload();
+            // A sweep's stage keeps its value whatever the file says.
+            if (sweep_) impose(sweep_->plan(), sweep_->value(), next);
+            apply(next);
             ok = true;
         } catch (const ConfigError& e) {
             for (const auto& issue : e.issues()) {
@@ -446,7 +504,21 @@ class Supervisor {
         result.stall_after = config_.daemon.stall_after;
         result.series.assign(stats_.series().begin(), stats_.series().end());
         result.series_dropped = stats_.series_dropped();
-        result.slo = evaluate_slo(config_.slo, result.report);
+        // A sweep's verdict is its recommendation, not the whole run's mix of stages.
+        if (sweep_) {
+            result.sweep = sweep_->finish();
+            log::emit(
+                log::Level::info, "sweep done",
+                {{"parameter", result.sweep->plan.parameter},
+                 {"stages", result.sweep->stages.size()},
+                 {"recommended", result.sweep->recommended
+                                     ? static_cast<std::int64_t>(*result.sweep->recommended)
+                                     : -1},
+                 {"knee", result.sweep->knee ? static_cast<std::int64_t>(*result.sweep->knee) : -1},
+                 {"reason", result.sweep->reason}});
+        } else {
+            result.slo = evaluate_slo(config_.slo, result.report);
+        }
         for (const auto& v : result.slo.violations) {
             log::emit(log::Level::err, "SLO violated",
                       {{"key", v.key}, {"limit", v.limit}, {"actual", v.actual}, {"unit", v.unit}});
@@ -488,6 +560,8 @@ class Supervisor {
     Fd warmup_timer_;
     Fd collect_timer_;
     Fd thresholds_timer_;
+    Fd sweep_timer_;
+    std::optional<SweepRunner> sweep_;
     bool warming_ = false;
     HostInfo host_;
     Nanos watchdog_limit_{0};

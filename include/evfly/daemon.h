@@ -18,6 +18,7 @@
 #include "evfly/notify.h"
 #include "evfly/report.h"
 #include "evfly/slo.h"
+#include "evfly/sweep.h"
 #include "evfly/thread_state.h"
 
 namespace evfly {
@@ -28,6 +29,8 @@ struct RunOptions {
     std::function<Config()> reload;
     // Where ready, reloading, stopping, status and the watchdog go; systemd's when null.
     std::shared_ptr<Notifier> notifier;
+    // --sweep: stages of the swept parameter, then stop (the config holds the first value).
+    std::optional<SweepPlan> sweep;
 };
 
 struct RunResult {
@@ -53,6 +56,7 @@ struct RunResult {
     Config::Daemon daemon;
     std::vector<ProducerConfig> producers;
     std::vector<ThreadState> threads;
+    std::optional<SweepResult> sweep;
 };
 
 // Throws std::system_error when a resource it needs at start-up cannot be had.
