@@ -12,9 +12,10 @@ namespace {
 
 // A stage by sample count ends after this long all the same.
 constexpr Nanos kLongestStage = std::chrono::minutes(10);
-// A stage is judged hopeless after this many one-second looks in a row found it saturated
-// with its backlog grown.
+// A stage is judged hopeless after this many looks in a row, this far apart, found it saturated
+// with its backlog grown: a second into it at the earliest.
 constexpr int kHopelessStrikes = 2;
+constexpr Nanos kHopelessEvery = std::chrono::milliseconds(500);
 // A stage's warm-up also waits for what the stage before left in flight (a pool that could not
 // keep up leaves a backlog the next one must drain before it is measured), at most this long.
 constexpr Nanos kLongestDrain = std::chrono::seconds(30);
@@ -99,7 +100,7 @@ SweepRunner::Action SweepRunner::tick(Clock::time_point now, const Report& repor
     } else {
         done = elapsed >= plan_.stage;
     }
-    if (!done && now - checked_ >= std::chrono::seconds(1)) {
+    if (!done && now - checked_ >= kHopelessEvery) {
         const double seconds = std::chrono::duration<double>(elapsed).count();
         const Capacity c = assess(capacity_input(report, &start_, producers, seconds));
         const std::uint64_t b = backlog(report);

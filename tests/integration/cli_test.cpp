@@ -9,8 +9,9 @@ using evfly::test::TempDir;
 TEST(Cli, HelpAndVersionExitZero) {
     const auto help = run_evflyd({"--help"});
     EXPECT_EQ(help.code, 0);
-    for (const char* option : {"--config", "--check-config", "--print-config", "--run-for",
-                               "--summary", "--log-level", "--log-format", "--version"}) {
+    for (const char* option :
+         {"--config", "--check-config", "--print-config", "--run-for", "--summary", "--log-level",
+          "--log-format", "--version", "--sweep", "--stage", "--target"}) {
         EXPECT_NE(help.out.find(option), std::string::npos) << option;
     }
     const auto version = run_evflyd({"--version"});
@@ -34,6 +35,31 @@ TEST(Cli, EveryCommandLineErrorExits64WithOneLine) {
         EXPECT_EQ(r.code, 64) << args[0];
         EXPECT_EQ(evfly::test::lines(r.err).size(), 1u) << r.err;
         EXPECT_EQ(r.err.rfind("evflyd: ", 0), 0u) << r.err;
+    }
+}
+
+// A sweep's options: each malformed one exits 64 naming the option and what is wrong, before any
+// config is read.
+TEST(Cli, BadSweepOptionsExit64NamingTheOptionAndWhy) {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+        {{"--sweep", "rate=1..4"}, "--sweep 'rate': only consumers and threads can be swept"},
+        {{"--sweep", "consumers=0..4"}, "--sweep '0..4': a range is FIRST..LAST"},
+        {{"--sweep", "consumers=2,2"}, "listed twice"},
+        {{"--sweep", "consumers=1..2", "--run-for", "5s"}, "--sweep cannot go with --run-for"},
+        {{"--sweep", "consumers=1..2", "--stage", "5x"}, "--stage '5x': a stage is a duration"},
+        {{"--sweep", "consumers=1..2", "--stage", "10"}, "at least 100"},
+        {{"--sweep", "consumers=1..2", "--target", "p98=1ms"}, "--target 'p98=1ms': expected"},
+        {{"--sweep", "consumers=1..2", "--target", "p99=soon"}, "positive duration"},
+        {{"--stage", "5s"}, "--stage needs --sweep"},
+        {{"--target", "p99=1ms"}, "--target needs --sweep"},
+    };
+    for (const auto& [args, expect] : bad) {
+        const auto r = run_evflyd(args);
+        EXPECT_EQ(r.code, 64) << args[0] << " " << args[1];
+        EXPECT_EQ(evfly::test::lines(r.err).size(), 1u) << r.err;
+        EXPECT_NE(r.err.find("evflyd: " + (expect[0] == '-' ? expect : "")), std::string::npos)
+            << r.err;
+        EXPECT_NE(r.err.find(expect), std::string::npos) << r.err;
     }
 }
 
