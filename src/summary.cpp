@@ -285,6 +285,19 @@ nlohmann::ordered_json optional_value(const std::optional<std::uint32_t>& v) {
     return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
 }
 
+// The run's capacity block; a sweep's stages each have their own, and the run as a whole mixes
+// them, so it has none.
+nlohmann::ordered_json capacity_of(const RunResult& result) {
+    Capacity c = assess(capacity_input(result.report, nullptr, result.producers, result.active_s));
+    if (result.sweep) {
+        c.applies = false;
+        c.why =
+            "a sweep: each stage has its own model (sweep.stages[].model); the run as a whole "
+            "mixes them";
+    }
+    return capacity_json(c);
+}
+
 nlohmann::ordered_json sweep_json(const SweepResult& r) {
     nlohmann::ordered_json targets = nlohmann::ordered_json::array();
     for (const auto& t : r.plan.targets) targets.push_back(t.to_string());
@@ -403,8 +416,7 @@ std::string summary_json(const RunResult& result, const Resources& resources,
           {"eventfd_delivery", buckets(report.eventfd_delivery)},
           {"timerfd", buckets(report.timerfd_latency)}}},
         {"segments_ns", segments(report.by_cpu)},
-        {"capacity",
-         capacity_json(assess(capacity_input(report, nullptr, result.producers, result.active_s)))},
+        {"capacity", capacity_of(result)},
         {"by_cpu", by_cpu(report.by_cpu)},
         {"by_cpu_histograms_ns", by_cpu_buckets(report.by_cpu)},
         {"warmup",

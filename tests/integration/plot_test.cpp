@@ -66,7 +66,7 @@ interval = "2ms"
     ASSERT_EQ(run(kPlot + " " + summary), 0);
     const std::string fallback = evfly::test::read_file(dir.path() + "/run.png");
     EXPECT_EQ(big_endian(fallback, 16), 1200u);
-    EXPECT_EQ(big_endian(fallback, 20), 900u);
+    EXPECT_EQ(big_endian(fallback, 20), 1200u);  // distributions, by CPU, series, capacity
 }
 
 TEST(Plot, RefusesWhatIsNotASummary) {
@@ -125,7 +125,17 @@ work = "3ms"
     ASSERT_EQ(run(kPlot + " " + summary + " -o " + png + " --keep " + keep), 0);
     const std::string bytes = evfly::test::read_file(png);
     EXPECT_EQ(big_endian(bytes, 16), 1200u);
-    EXPECT_EQ(big_endian(bytes, 20), 300u * 4);  // distributions, by CPU, series, explain
+    // Distributions, by CPU, series, capacity, explain.
+    EXPECT_EQ(big_endian(bytes, 20), 300u * 5);
+
+    // The measured wait beside the model's (D/D/c here, at utilisation 1.5: saturated, no model
+    // wait), in us.
+    const auto wait = rows_of(keep + "/capacity_wait");
+    ASSERT_EQ(wait.size(), 2u);
+    EXPECT_NEAR(std::stod(wait[1][1]) * 1000.0,
+                s["capacity"]["wait_ns"]["measured"]["p99"].get<double>(), 1000.0);
+    EXPECT_TRUE(s["capacity"]["saturated"].get<bool>()) << s["capacity"].dump();
+    EXPECT_EQ(std::stod(wait[1][2]), 0.0);
 
     const auto by_cause = rows_of(keep + "/outliers_by_cause");
     ASSERT_EQ(by_cause.size(), s["timeseries"].size());
@@ -148,4 +158,45 @@ work = "3ms"
     }
     EXPECT_TRUE(std::filesystem::exists(keep + "/plot.gp"));
     EXPECT_FALSE(std::filesystem::exists(keep + "/timeline"));  // nothing was traced
+}
+
+// A sweep: p99 per stage with its interval, the model's p99 wait and the throughput.
+TEST(Plot, DrawsASweepStageByStage) {
+    TempDir dir;
+    const std::string config = dir.write("s.toml", R"(
+[daemon]
+consumers = 1
+stats_interval = "0s"
+warmup = "200ms"
+[log]
+sink = "stderr"
+level = "error"
+[[producer]]
+name = "s"
+kind = "eventfd"
+rate = 500
+arrival = "poisson"
+work = "1ms"
+work_dist = "exponential"
+work_kind = "sleep"
+)");
+    const std::string summary = dir.path() + "/s.json";
+    const auto r = evfly::test::run_evflyd(
+        {"-c", config, "--sweep", "consumers=1..3", "--stage", "500ms", "--summary", summary});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const nlohmann::json s = evfly::test::summary_of(summary);
+    const std::string keep = dir.path() + "/keep";
+    ASSERT_EQ(run(kPlot + " " + summary + " -o " + dir.path() + "/s.png --keep " + keep), 0);
+    const std::string bytes = evfly::test::read_file(dir.path() + "/s.png");
+    EXPECT_EQ(big_endian(bytes, 20), 300u * 3);  // distributions, by CPU, sweep
+    const auto rows = rows_of(keep + "/sweep");
+    const auto& stages = s["sweep"]["stages"];
+    ASSERT_EQ(rows.size(), stages.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        EXPECT_EQ(std::stoul(rows[i][0]), stages[i]["value"].get<unsigned long>());
+        EXPECT_NEAR(std::stod(rows[i][1]) * 1000.0, stages[i]["latency_ns"]["p99"].get<double>(),
+                    1.0);
+        EXPECT_LE(std::stod(rows[i][2]), std::stod(rows[i][1]));  // the interval holds the p99
+        EXPECT_GE(std::stod(rows[i][3]), std::stod(rows[i][1]));
+    }
 }
