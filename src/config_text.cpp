@@ -181,7 +181,10 @@ std::string to_toml(const Config& config) {
             slo.emplace(key, format_duration(limit));
         for (const auto& [key, limit] : config.slo.counts)
             slo.emplace(key, static_cast<std::int64_t>(limit));
+        if (config.slo.allow_non_stationary) slo.emplace("allow_non_stationary", true);
         top["slo"] = slo;
+    } else if (config.slo.allow_non_stationary) {
+        top["slo"] = OrderedValue::table_type{{"allow_non_stationary", true}};
     }
     OrderedValue::array_type producers;
     for (const auto& p : config.producers) {

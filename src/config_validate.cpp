@@ -450,7 +450,16 @@ Config validate_config(const TomlValue& root, const std::string& file) {
     if (const TomlValue* slo = check.table(root, "slo")) {
         std::set<std::string> keys(slo_latency_keys().begin(), slo_latency_keys().end());
         keys.insert(slo_count_keys().begin(), slo_count_keys().end());
+        keys.insert("allow_non_stationary");
         check.check_keys(*slo, "slo.", keys);
+        if (const TomlValue* v = check.find(*slo, "allow_non_stationary")) {
+            if (!v->is_boolean()) {
+                check.error(*v, "slo.allow_non_stationary",
+                            std::string("expected a boolean, got ") + type_name(v->type()));
+            } else {
+                config.slo.allow_non_stationary = v->as_boolean();
+            }
+        }
         for (const auto& key : slo_latency_keys()) {
             Nanos limit{-1};
             check.duration(*slo, "slo.", key, limit, Nanos(0), std::chrono::hours(1));

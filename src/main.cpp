@@ -265,8 +265,9 @@ int run(int argc, char** argv) {
     if (result && !result->slo.passed()) {
         std::string line = "evflyd: SLO violated:";
         for (const auto& v : result->slo.violations)
-            line += " " + v.key + "=" + std::to_string(v.actual) + v.unit + " (limit " +
-                    std::to_string(v.limit) + v.unit + ")";
+            line += v.note.empty() ? " " + v.key + "=" + std::to_string(v.actual) + v.unit +
+                                         " (limit " + std::to_string(v.limit) + v.unit + ")"
+                                   : " " + v.key + ": " + v.note;
         last_words.push_back(line + "\n");
         if (status == kExitOk) status = kExitSloViolated;
     }

@@ -25,7 +25,8 @@ std::uint64_t count_of(const std::string& key, const Report& report) {
 
 }  // namespace
 
-SloResult evaluate_slo(const Config::Slo& slo, const Report& report) {
+SloResult evaluate_slo(const Config::Slo& slo, const Report& report,
+                       const Stationarity& stationarity) {
     SloResult result;
     result.checked = !slo.empty();
     for (const auto& [key, limit] : slo.latency) {
@@ -37,12 +38,15 @@ SloResult evaluate_slo(const Config::Slo& slo, const Report& report) {
                                                                   : report.timerfd_latency;
         const std::uint64_t actual = statistic(h, stat);
         const auto bound = static_cast<std::uint64_t>(limit.count());
-        if (actual > bound) result.violations.push_back({key, bound, actual, "ns"});
+        if (actual > bound) result.violations.push_back({key, bound, actual, "ns", {}});
     }
     for (const auto& [key, limit] : slo.counts) {
         const std::uint64_t actual = count_of(key, report);
-        if (actual > limit) result.violations.push_back({key, limit, actual, ""});
+        if (actual > limit) result.violations.push_back({key, limit, actual, "", {}});
     }
+    if (result.checked && !slo.allow_non_stationary && stationarity.checked &&
+        !stationarity.stationary())
+        result.violations.push_back({"stationarity", 0, 1, "", stationarity.reason});
     return result;
 }
 

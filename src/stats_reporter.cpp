@@ -74,6 +74,19 @@ std::string StatsReporter::report() {
     s.in_flight = total.lost;
     s.oldest_in_flight_ns = current->oldest_in_flight.age_ns;
     s.consumers = current->consumers;
+    {
+        const CpuLatency now_all = total_of(current->by_cpu);
+        const CpuLatency then_all = total_of(last_->by_cpu);
+        CoarseHistogramSnapshot service = now_all.segments.eventfd_handler;
+        service.merge(now_all.segments.timerfd_handler);
+        CoarseHistogramSnapshot service_before = then_all.segments.eventfd_handler;
+        service_before.merge(then_all.segments.timerfd_handler);
+        const CoarseHistogramSnapshot interval = service.since(service_before);
+        s.service_count = interval.count();
+        s.service_mean_ns = s.service_count == 0
+                                ? 0.0
+                                : interval.approx_sum() / static_cast<double>(s.service_count);
+    }
     s.outliers = delta(current->explain.outliers, last_->explain.outliers);
     for (std::size_t c = 0; c < kCauses; ++c)
         s.outliers_by_cause[c] = delta(current->explain.causes[c], last_->explain.causes[c]);

@@ -116,10 +116,31 @@ nlohmann::ordered_json series(const RunResult& result) {
 nlohmann::ordered_json slo_json(const SloResult& slo) {
     nlohmann::ordered_json violations = nlohmann::ordered_json::array();
     for (const auto& v : slo.violations) {
-        violations.push_back(
-            {{"key", v.key}, {"limit", v.limit}, {"actual", v.actual}, {"unit", v.unit}});
+        violations.push_back({{"key", v.key},
+                              {"limit", v.limit},
+                              {"actual", v.actual},
+                              {"unit", v.unit},
+                              {"note", v.note}});
     }
     return {{"checked", slo.checked}, {"passed", slo.passed()}, {"violations", violations}};
+}
+
+nlohmann::ordered_json stationarity_json(const Stationarity& st) {
+    nlohmann::ordered_json series = nlohmann::ordered_json::array();
+    for (const auto& s : st.series)
+        series.push_back({{"name", s.name},
+                          {"first_half_ns", s.first_half_ns},
+                          {"second_half_ns", s.second_half_ns},
+                          {"ratio", s.ratio},
+                          {"trend_z", s.trend_z},
+                          {"halves_z", s.halves_z},
+                          {"drifted", s.drifted}});
+    return {{"checked", st.checked},
+            {"stationary", st.checked ? nlohmann::ordered_json(st.stationary())
+                                      : nlohmann::ordered_json(nullptr)},
+            {"intervals", st.intervals},
+            {"reason", st.reason},
+            {"series", series}};
 }
 
 nlohmann::ordered_json placement_json(const Placement& p) {
@@ -428,6 +449,7 @@ std::string summary_json(const RunResult& result, const Resources& resources,
          {{"stall_after_s", to_s(result.stall_after)},
           {"stalls", totals.stalls},
           {"oldest_in_flight_ns", report.oldest_in_flight.age_ns}}},
+        {"stationarity", stationarity_json(result.stationarity)},
         {"slo", slo_json(result.slo)},
         {"host",
          {{"kernel", result.host.kernel},

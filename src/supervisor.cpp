@@ -504,6 +504,7 @@ class Supervisor {
         result.stall_after = config_.daemon.stall_after;
         result.series.assign(stats_.series().begin(), stats_.series().end());
         result.series_dropped = stats_.series_dropped();
+        result.stationarity = check_stationarity(result.series);
         // A sweep's verdict is its recommendation, not the whole run's mix of stages.
         if (sweep_) {
             result.sweep = sweep_->finish();
@@ -517,11 +518,15 @@ class Supervisor {
                  {"knee", result.sweep->knee ? static_cast<std::int64_t>(*result.sweep->knee) : -1},
                  {"reason", result.sweep->reason}});
         } else {
-            result.slo = evaluate_slo(config_.slo, result.report);
+            result.slo = evaluate_slo(config_.slo, result.report, result.stationarity);
         }
         for (const auto& v : result.slo.violations) {
             log::emit(log::Level::err, "SLO violated",
-                      {{"key", v.key}, {"limit", v.limit}, {"actual", v.actual}, {"unit", v.unit}});
+                      {{"key", v.key},
+                       {"limit", v.limit},
+                       {"actual", v.actual},
+                       {"unit", v.unit},
+                       {"note", v.note}});
         }
         const Totals totals = result.report.totals();
         log::emit(log::Level::info, "stopped",

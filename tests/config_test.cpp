@@ -95,7 +95,8 @@ TEST(Config, PrintedConfigParsesBackToTheSameConfig) {
 TEST(Config, CanaryWarmupAndSloKeysParseAndPrintBack) {
     const Config c = parse_config(
         "[daemon]\nstall_after = \"250ms\"\nwarmup = \"2s\"\n[slo]\neventfd_p99 = "
-        "\"200us\"\ntimerfd_max = \"5ms\"\nmax_lost = 0\nmax_skipped = 3\n",
+        "\"200us\"\ntimerfd_max = \"5ms\"\nmax_lost = 0\nmax_skipped = 3\n"
+        "allow_non_stationary = true\n",
         "slo.toml");
     EXPECT_EQ(c.daemon.stall_after, std::chrono::milliseconds(250));
     EXPECT_EQ(c.daemon.warmup, std::chrono::seconds(2));
@@ -103,6 +104,7 @@ TEST(Config, CanaryWarmupAndSloKeysParseAndPrintBack) {
     EXPECT_EQ(c.slo.latency.at("timerfd_max"), std::chrono::milliseconds(5));
     EXPECT_EQ(c.slo.counts.at("max_lost"), 0u);
     EXPECT_EQ(c.slo.counts.at("max_skipped"), 3u);
+    EXPECT_TRUE(c.slo.allow_non_stationary);
     const Config again = parse_config(evfly::to_toml(c), "printed.toml");
     EXPECT_EQ(again.daemon, c.daemon);
     EXPECT_EQ(again.slo, c.slo);
@@ -111,6 +113,7 @@ TEST(Config, CanaryWarmupAndSloKeysParseAndPrintBack) {
     EXPECT_EQ(bare.daemon.stall_after, std::chrono::seconds(1));
     EXPECT_EQ(bare.daemon.warmup.count(), 0);
     EXPECT_TRUE(bare.slo.empty());
+    EXPECT_FALSE(bare.slo.allow_non_stationary);
 }
 
 TEST(Config, SpinAndFireParseAndPrintBack) {

@@ -33,7 +33,7 @@ Report report_with(std::uint64_t eventfd_ns, std::uint64_t timerfd_ns) {
 }  // namespace
 
 TEST(Slo, NoTableIsNoGate) {
-    const auto result = evfly::evaluate_slo(Config::Slo{}, report_with(1'000, 1'000));
+    const auto result = evfly::evaluate_slo(Config::Slo{}, report_with(1'000, 1'000), {});
     EXPECT_FALSE(result.checked);
     EXPECT_TRUE(result.passed());
 }
@@ -47,9 +47,9 @@ TEST(Slo, EachCountLimitIsMetAtItsValueAndViolatedBelowIt) {
     for (const auto& [key, value] : actual) {
         Config::Slo slo;
         slo.counts[key] = value;
-        EXPECT_TRUE(evfly::evaluate_slo(slo, r).passed()) << key;
+        EXPECT_TRUE(evfly::evaluate_slo(slo, r, {}).passed()) << key;
         slo.counts[key] = value - 1;
-        const auto result = evfly::evaluate_slo(slo, r);
+        const auto result = evfly::evaluate_slo(slo, r, {});
         ASSERT_EQ(result.violations.size(), 1u) << key;
         EXPECT_EQ(result.violations[0].key, key);
         EXPECT_EQ(result.violations[0].actual, value);
@@ -64,11 +64,11 @@ TEST(Slo, LatencyLimitsPerKindAndStatistic) {
     Config::Slo slo;
     slo.latency["eventfd_p99"] = std::chrono::nanoseconds(efd);
     slo.latency["timerfd_max"] = std::chrono::milliseconds(10);
-    EXPECT_TRUE(evfly::evaluate_slo(slo, r).passed());
+    EXPECT_TRUE(evfly::evaluate_slo(slo, r, {}).passed());
     slo.latency["eventfd_p99"] = std::chrono::nanoseconds(efd - 1);
     slo.latency["timerfd_p50"] = std::chrono::milliseconds(1);
     slo.latency["eventfd_delivery_max"] = std::chrono::microseconds(50);
-    const auto result = evfly::evaluate_slo(slo, r);
+    const auto result = evfly::evaluate_slo(slo, r, {});
     ASSERT_EQ(result.violations.size(), 3u);
     for (const auto& v : result.violations) {
         EXPECT_STREQ(v.unit, "ns");

@@ -159,6 +159,8 @@ struct Config {
     struct Slo {
         std::map<std::string, Nanos> latency;
         std::map<std::string, std::uint64_t> counts;
+        // A run whose numbers drifted (stationarity.h) passes the gate all the same.
+        bool allow_non_stationary = false;
         [[nodiscard]] bool empty() const noexcept { return latency.empty() && counts.empty(); }
         bool operator==(const Slo&) const = default;
     } slo;

@@ -18,6 +18,7 @@
 #include "evfly/notify.h"
 #include "evfly/report.h"
 #include "evfly/slo.h"
+#include "evfly/stationarity.h"
 #include "evfly/sweep.h"
 #include "evfly/thread_state.h"
 
@@ -45,8 +46,9 @@ struct RunResult {
     std::uint64_t reloads_failed = 0;
     HostInfo host;
     SloResult slo;
-    Nanos warmup{0};       // daemon.warmup in force at the stop
-    Nanos stall_after{0};  // daemon.stall_after in force at the stop
+    Stationarity stationarity;  // of the time series
+    Nanos warmup{0};            // daemon.warmup in force at the stop
+    Nanos stall_after{0};       // daemon.stall_after in force at the stop
     // One entry per stats interval (the last StatsReporter::kMaxIntervals), and how many older
     // ones were let go.
     std::vector<IntervalStats> series;

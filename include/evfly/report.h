@@ -276,6 +276,10 @@ struct IntervalStats {
     std::uint32_t consumers = 0;
     std::uint64_t outliers = 0;
     std::array<std::uint64_t, kCauses> outliers_by_cause{};
+    // What one event cost a consumer in the interval (the handler segment's mean, both kinds);
+    // 0 without samples.
+    double service_mean_ns = 0;
+    std::uint64_t service_count = 0;
 };
 
 }  // namespace evfly

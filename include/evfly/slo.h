@@ -9,6 +9,7 @@
 
 #include "evfly/config.h"
 #include "evfly/report.h"
+#include "evfly/stationarity.h"
 
 namespace evfly {
 
@@ -17,6 +18,7 @@ struct SloViolation {
     std::uint64_t limit = 0;
     std::uint64_t actual = 0;
     const char* unit = "";  // "ns" for latency limits, "" for counts
+    std::string note;       // what it means, where numbers alone do not say (stationarity)
 };
 
 struct SloResult {
@@ -25,6 +27,9 @@ struct SloResult {
     [[nodiscard]] bool passed() const noexcept { return violations.empty(); }
 };
 
-SloResult evaluate_slo(const Config::Slo& slo, const Report& report);
+// The limits against the report; with limits set, a run flagged non-stationary violates
+// "stationarity" too unless slo.allow_non_stationary.
+SloResult evaluate_slo(const Config::Slo& slo, const Report& report,
+                       const Stationarity& stationarity);
 
 }  // namespace evfly

@@ -150,6 +150,8 @@ inline std::vector<BadConfig> bad_configs() {
         {"slo_latency_too_long", "[slo]\ntimerfd_max = \"2h\"\n", 2, "slo.timerfd_max", "between"},
         {"slo_count_negative", "[slo]\nmax_lost = -1\n", 2, "slo.max_lost", "between"},
         {"slo_count_as_string", "[slo]\nmax_skipped = \"0\"\n", 2, "slo.max_skipped", "integer"},
+        {"slo_allow_non_stationary_not_a_boolean", "[slo]\nallow_non_stationary = \"yes\"\n", 2,
+         "slo.allow_non_stationary", "boolean"},
         {"slo_count_past_64_bits", "[slo]\nmax_stalls = 18446744073709551616\n", 2,
          "slo.max_stalls", "64-bit limit"},
         {"explain_not_a_table", "explain = \"500us\"\n", 1, "explain", "table"},
