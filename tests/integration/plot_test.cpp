@@ -200,3 +200,46 @@ work_kind = "sleep"
         EXPECT_GE(std::stod(rows[i][3]), std::stod(rows[i][1]));
     }
 }
+
+// Two runs side by side: a pool that keeps up against one that queues is slower at p90 and p99
+// by intervals that do not overlap; a run against itself (merged twice on one side) is
+// distinguishable nowhere; the host context is there.
+TEST(Plot, ComparesTwoRunsByTheirIntervals) {
+    TempDir dir;
+    const auto summary_of_run = [&dir](const std::string& name, const std::string& consumers) {
+        const std::string config = dir.write(
+            name + ".toml", "[daemon]\nconsumers = " + consumers +
+                                "\nstats_interval = \"0s\"\n[log]\nsink = \"stderr\"\nlevel = "
+                                "\"error\"\n[[producer]]\nname = \"p\"\nkind = \"eventfd\"\n"
+                                "rate = 400\narrival = \"poisson\"\nwork = \"2ms\"\n"
+                                "work_dist = \"exponential\"\nwork_kind = \"sleep\"\n");
+        const std::string summary = dir.path() + "/" + name + ".json";
+        const auto r =
+            evfly::test::run_evflyd({"-c", config, "--run-for", "2s", "--summary", summary});
+        EXPECT_EQ(r.code, 0) << r.err;
+        return summary;
+    };
+    const std::string roomy = summary_of_run("roomy", "4");
+    const std::string tight = summary_of_run("tight", "1");
+    const std::string out = dir.path() + "/compare.txt";
+    ASSERT_EQ(run(kPlot + " --compare " + roomy + " " + tight + " > " + out), 0);
+    const std::string text = evfly::test::read_file(out);
+    EXPECT_NE(text.find("config_hash"), std::string::npos) << text;
+    EXPECT_NE(text.find("<- differs"), std::string::npos) << text;  // the consumers differ
+    const auto line_of = [&text](const std::string& figure) {
+        const auto at = text.find("\n" + figure + " ");
+        return at == std::string::npos ? std::string()
+                                       : text.substr(at + 1, text.find('\n', at + 1) - at - 1);
+    };
+    EXPECT_NE(line_of("eventfd p90").find("slower"), std::string::npos) << text;
+    EXPECT_NE(line_of("eventfd p99").find("slower"), std::string::npos) << text;
+
+    ASSERT_EQ(run(kPlot + " --compare " + roomy + "," + roomy + " " + roomy + " > " + out), 0);
+    const std::string same = evfly::test::read_file(out);
+    EXPECT_EQ(same.find("slower"), std::string::npos) << same;
+    EXPECT_EQ(same.find("faster"), std::string::npos) << same;
+    EXPECT_NE(same.find("runs           2"), std::string::npos) << same;
+
+    EXPECT_EQ(run(kPlot + " --compare " + roomy), 64);
+    EXPECT_EQ(run(kPlot + " --compare " + roomy + " " + dir.path() + "/missing.json"), 65);
+}
