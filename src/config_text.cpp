@@ -159,7 +159,8 @@ std::string to_toml(const Config& config) {
                                  {"sink", kSinks[static_cast<int>(config.log.sink)]},
                                  {"file", config.log.file}};
     top["log"] = log;
-    top["metrics"] = OrderedValue::table_type{{"textfile", config.metrics.textfile}};
+    top["metrics"] = OrderedValue::table_type{{"textfile", config.metrics.textfile},
+                                              {"listen", config.metrics.listen}};
     if (config.explain.enabled()) {
         const Config::Explain& e = config.explain;
         OrderedValue::table_type explain;

@@ -15,6 +15,7 @@
 
 #include "config_schema.h"
 #include "evfly/fd.h"
+#include "metrics_http.h"
 #include "sched_policy.h"
 #include "toml_validator.h"
 
@@ -29,7 +30,7 @@ const std::set<std::string> kDaemonKeys{
     "warmup",    "spin",        "cpus",           "policy",           "priority",
     "nice",      "timer_slack", "mlockall",       "cpu_dma_latency"};
 const std::set<std::string> kLogKeys{"level", "format", "sink", "file"};
-const std::set<std::string> kMetricsKeys{"textfile"};
+const std::set<std::string> kMetricsKeys{"textfile", "listen"};
 const std::set<std::string> kCommonProducerKeys{
     "name",       "kind",       "threads",         "work", "work_dist", "work_kind", "work_p99",
     "work_sigma", "work_slow",  "work_slow_share", "seed", "cpus",      "policy",    "priority",
@@ -509,6 +510,13 @@ Config validate_config(const TomlValue& root, const std::string& file) {
             } else {
                 config.metrics.textfile = *path;
             }
+        }
+        if (const std::string* listen = check.string(*metrics, "metrics.", "listen")) {
+            std::string why;
+            if (listen->empty() || parse_listen(*listen, &why))
+                config.metrics.listen = *listen;
+            else
+                check.error(*check.find(*metrics, "listen"), "metrics.listen", why);
         }
     }
 

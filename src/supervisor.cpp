@@ -15,6 +15,7 @@
 #include "evfly/log.h"
 #include "evfly/metrics.h"
 #include "evfly/notify.h"
+#include "metrics_http.h"
 #include "placement.h"
 #include "reload.h"
 #include "stats_reporter.h"
@@ -32,7 +33,8 @@ enum Source : std::uint64_t {
     kWarmup,
     kCollect,
     kThresholds,
-    kSweep
+    kSweep,
+    kScrape
 };
 
 using Clock = std::chrono::steady_clock;
@@ -121,6 +123,7 @@ class Supervisor {
         watch(warmup_timer_, kWarmup);
         watch(collect_timer_, kCollect);
         watch(thresholds_timer_, kThresholds);
+        watch_fd(broker_.fd(), kScrape);
         arm_thresholds();
         if (options.run_for) {
             run_timer_ = make_timer();
@@ -150,6 +153,7 @@ class Supervisor {
         }
         if (const std::string why = wake_latency_.set(config_.daemon.cpu_dma_latency); !why.empty())
             throw std::system_error(EPERM, std::generic_category(), why);
+        endpoint_ = endpoint_at(config_.metrics.listen);
         engine_.start();
         engine_started_ = Clock::now();
         // --run-for counts from the engine's epoch, the instant the producers' schedules start
@@ -190,9 +194,29 @@ class Supervisor {
   private:
     // Adds one of the supervisor's fds to its loop. A loop that cannot watch its signalfd or a
     // timer could never be stopped or report: that is an error at start (exit 71).
-    void watch(const Fd& fd, Source source) {
-        if (const int err = loop_.add(fd.get(), EPOLLIN, source); err != 0)
+    void watch(const Fd& fd, Source source) { watch_fd(fd.get(), source); }
+    void watch_fd(int fd, Source source) {
+        if (const int err = loop_.add(fd, EPOLLIN, source); err != 0)
             throw std::system_error(err, std::generic_category(), "epoll_ctl ADD (supervisor)");
+    }
+
+    // metrics.listen: the endpoint at `listen`, or none; throws std::system_error naming the key
+    // and the address when it cannot listen there.
+    std::unique_ptr<MetricsServer> endpoint_at(const std::string& listen) {
+        if (listen.empty()) return nullptr;
+        std::string why;
+        const auto address = parse_listen(listen, &why);
+        if (!address) throw std::runtime_error("metrics.listen " + why);
+        return std::make_unique<MetricsServer>(*address, broker_);
+    }
+
+    // A scrape: the metrics as they are now.
+    void on_scrape() {
+        broker_.serve([this] {
+            Report report;
+            engine_.report_into(report);
+            return prometheus_text(report, extras());
+        });
     }
 
     // Handles what one epoll_wait returns; a non-empty result is the reason to stop.
@@ -233,6 +257,9 @@ class Supervisor {
                 case kThresholds:
                     drain_timer(thresholds_timer_);
                     engine_.update_outlier_thresholds();
+                    break;
+                case kScrape:
+                    on_scrape();
                     break;
                 case kSweep:
                     drain_timer(sweep_timer_);
@@ -418,7 +445,18 @@ class Supervisor {
     // (reload.cpp), then what is the supervisor's own, which cannot fail.
     void apply(const Config& next) {
         ReloadChanges changes;
+        // A new endpoint listens before anything else changes: an address it cannot have refuses
+        // the reload with nothing changed, and one that the rest refuses is let go again.
+        std::unique_ptr<MetricsServer> endpoint;
+        const bool endpoint_moves = next.metrics.listen != config_.metrics.listen;
+        if (endpoint_moves) endpoint = endpoint_at(next.metrics.listen);
         apply_reload(next, ReloadTargets{config_, engine_, wake_latency_}, changes);
+        if (endpoint_moves) {
+            on_scrape();  // answer what waits on the old one before it stops
+            endpoint_ = std::move(endpoint);
+            config_.metrics.listen = next.metrics.listen;
+            changes.note("metrics.listen");
+        }
         if (next.daemon.stall_after != config_.daemon.stall_after) {
             config_.daemon.stall_after = next.daemon.stall_after;
             changes.note("daemon.stall_after");
@@ -440,10 +478,10 @@ class Supervisor {
             changes.note("daemon.stats_interval");
         }
         if (changes.has("explain")) arm_thresholds();
-        if (next.metrics != config_.metrics) {
+        if (next.metrics.textfile != config_.metrics.textfile) {
             metrics_.set_path(next.metrics.textfile);
-            config_.metrics = next.metrics;
-            changes.note("metrics");
+            config_.metrics.textfile = next.metrics.textfile;
+            changes.note("metrics.textfile");
         }
         config_.source = next.source;
         host_.config_hash = config_hash(config_);
@@ -475,6 +513,9 @@ class Supervisor {
         notifier_->stopping(std::chrono::duration_cast<std::chrono::microseconds>(
             config_.daemon.shutdown_timeout + kStopMargin));
         log::emit(log::Level::info, "stopping", {{"reason", reason}});
+        // Scrapes from now on get 503 at once; the endpoint stops before the drain.
+        broker_.close();
+        endpoint_.reset();
         // During the drain a second SIGTERM changes nothing (it stays blocked, unread), but a
         // second SIGINT, an operator's second Ctrl-C, ends the process at once: SIGINT is
         // unblocked here with its default action.
@@ -566,6 +607,8 @@ class Supervisor {
     Fd collect_timer_;
     Fd thresholds_timer_;
     Fd sweep_timer_;
+    ScrapeBroker broker_;
+    std::unique_ptr<MetricsServer> endpoint_;  // metrics.listen
     std::optional<SweepRunner> sweep_;
     bool warming_ = false;
     HostInfo host_;

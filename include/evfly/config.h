@@ -135,6 +135,7 @@ struct Config {
     } log;
     struct Metrics {
         std::string textfile;  // node_exporter textfile collector file; empty: none
+        std::string listen;    // the /metrics endpoint's address, "127.0.0.1:9464"; empty: none
         bool operator==(const Metrics&) const = default;
     } metrics;
     // [explain]: outliers, and why each was late. Off unless `over` is set.
