@@ -186,6 +186,11 @@ std::string prometheus_text(const Report& report, const MetricsExtras& extras) {
          "evfly_reloads_total{result=\"failed\"} %llu\n",
          static_cast<unsigned long long>(extras.reloads_ok),
          static_cast<unsigned long long>(extras.reloads_failed));
+    if (extras.start_time_s > 0)
+        line(out,
+             "# HELP evfly_start_time_seconds When this evflyd started, in seconds since the "
+             "epoch.\n# TYPE evfly_start_time_seconds gauge\nevfly_start_time_seconds %.3f\n",
+             extras.start_time_s);
     return out;
 }
 

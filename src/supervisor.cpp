@@ -504,6 +504,7 @@ class Supervisor {
         MetricsExtras e;
         e.reloads_ok = reloads_ok_;
         e.reloads_failed = reloads_failed_;
+        e.start_time_s = start_time_s_;
         return e;
     }
 
@@ -597,6 +598,10 @@ class Supervisor {
     Config config_;
     Clock::time_point start_;
     Clock::time_point engine_started_;
+    // Wall clock at the start, for evfly_start_time_seconds.
+    double start_time_s_ = std::chrono::duration<double>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
     Epoll loop_;
     Fd signals_;
     Fd stats_timer_;

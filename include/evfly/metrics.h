@@ -15,11 +15,13 @@ struct MetricsExtras {
     std::uint64_t log_dropped = 0;
     std::uint64_t reloads_ok = 0;
     std::uint64_t reloads_failed = 0;
+    double start_time_s = 0;  // wall clock, for restart loops; 0: not said
 };
 
 // The exposition text: counters per producer (evfly_events_total, evfly_values_written_total,
 // evfly_values_read_total, evfly_overruns_total), the evfly_latency_seconds histogram per kind,
-// evfly_consumers, evfly_log_dropped_total and evfly_reloads_total{result}.
+// evfly_consumers, evfly_log_dropped_total, evfly_reloads_total{result} and
+// evfly_start_time_seconds.
 std::string prometheus_text(const Report& report, const MetricsExtras& extras);
 
 // Writes `text` to `path` atomically. Throws std::system_error naming the failing step.
