@@ -18,15 +18,7 @@ using nlohmann::json;
 
 namespace {
 
-json run(TempDir& dir, const std::string& name, const std::string& config,
-         const std::string& run_for) {
-    const std::string summary = dir.path() + "/" + name + ".json";
-    const auto r = run_evflyd(
-        {"-c", dir.write(name + ".toml", config), "--run-for", run_for, "--summary", summary}, {},
-        60s);
-    EXPECT_EQ(r.code, 0) << r.err;
-    return summary_of(summary);
-}
+const auto run = evfly::test::run_config;
 
 // Two consumers; one per-event producer at `rate` with sleeping work of mean 2 ms.
 std::string pool(int consumers, int rate, const std::string& arrival, const std::string& dist) {

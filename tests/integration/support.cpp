@@ -13,6 +13,16 @@
 
 namespace evfly::test {
 
+nlohmann::json run_config(TempDir& dir, const std::string& name, const std::string& config,
+                          const std::string& run_for) {
+    const std::string summary = dir.path() + "/" + name + ".json";
+    const auto r = run_evflyd(
+        {"-c", dir.write(name + ".toml", config), "--run-for", run_for, "--summary", summary}, {},
+        std::chrono::seconds(60));
+    EXPECT_EQ(r.code, 0) << r.err;
+    return summary_of(summary);
+}
+
 nlohmann::json summary_of(const std::string& path) {
     return nlohmann::json::parse(evfly::test::read_file(path));
 }

@@ -16,6 +16,12 @@ nlohmann::json producer(const nlohmann::json& summary, const std::string& name);
 void expect_clean(const nlohmann::json& s);
 
 class Process;
+class TempDir;
+
+// Writes `config` as NAME.toml in `dir`, runs evflyd on it for `run_for` (a duration), expects a
+// clean exit and returns its summary.
+nlohmann::json run_config(TempDir& dir, const std::string& name, const std::string& config,
+                          const std::string& run_for);
 
 // The JSON log lines on the process's stderr so far (other lines skipped).
 std::vector<nlohmann::json> log_lines(const Process& p);
