@@ -210,8 +210,9 @@ void recommend(SweepResult& result) {
     for (const SweepStage* s : order) {
         if (s->meets) {
             result.recommended = s->value;
-            result.reason =
-                "the smallest " + parameter + " whose upper confidence bound meets " + targets;
+            result.reason = "the smallest " + parameter;
+            result.reason += " whose upper confidence bound meets ";
+            result.reason += targets;
             return;
         }
     }
