@@ -83,6 +83,14 @@ std::string fd_list(int pid) {
     return out;
 }
 
+// What the hostile clients may add to evflyd's RSS: 16 MiB; a sanitizer's own bookkeeping (ASan's
+// quarantine of freed memory, TSan's shadow) grows with the traffic, 25 MiB measured under ASan.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr long kRssBoundKib = 64 * 1024;
+#else
+constexpr long kRssBoundKib = 16 * 1024;
+#endif
+
 long rss_kib(int pid) {
     std::ifstream status("/proc/" + std::to_string(pid) + "/status");
     std::string line;
@@ -136,7 +144,7 @@ TEST(MetricsHttp, ServesTheMetricsFreshAndNothingElse) {
 }
 
 // Idle connections, an oversized header and a thousand connections at once: the endpoint still
-// answers, no value is lost, and the RSS grows by less than 16 MiB.
+// answers, no value is lost, and the RSS grows by less than 16 MiB (measured: about 1 MiB).
 TEST(MetricsHttp, HostileClientsHoldNothing) {
     TempDir dir;
     const int port = free_port();
@@ -191,7 +199,8 @@ TEST(MetricsHttp, HostileClientsHoldNothing) {
     std::this_thread::sleep_for(500ms);
     EXPECT_EQ(status_of(get(port, "/metrics")), 200);
     const long rss_after = rss_kib(p.pid());
-    EXPECT_LT(rss_after - rss_before, 16 * 1024) << rss_before << " -> " << rss_after;
+    EXPECT_LT(rss_after - rss_before, kRssBoundKib) << rss_before << " -> " << rss_after;
+    std::fprintf(stderr, "RSS %ld -> %ld KiB\n", rss_before, rss_after);
 
     p.signal(SIGTERM);
     ASSERT_EQ(p.wait(20s), 0) << p.err();
