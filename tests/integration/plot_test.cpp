@@ -243,3 +243,31 @@ TEST(Plot, ComparesTwoRunsByTheirIntervals) {
     EXPECT_EQ(run(kPlot + " --compare " + roomy), 64);
     EXPECT_EQ(run(kPlot + " --compare " + roomy + " " + dir.path() + "/missing.json"), 65);
 }
+
+// Empty panels draw as empty, whatever came before them: a traced outlier during which nothing
+// else held the CPU (no "held" bars) and an explain block with no outlier kept. gnuplot refuses
+// to autoscale a plot with no points, and a CI run under TSan met this.
+TEST(Plot, EmptyPanelsAreDrawnEmpty) {
+    TempDir dir;
+    const std::string summary = dir.write("empty.json", R"({
+  "evfly_version": "0.1.0", "elapsed_s": 1.0, "consumers": 1,
+  "histograms_ns": {"eventfd": [[1000, 1007, 5]], "eventfd_delivery": [], "timerfd": []},
+  "explain": {"over": "1ms", "over_ns": 1000000, "outliers": 1,
+              "causes": {"queueing": 0, "wake_up": 1, "batch": 0, "handler": 0, "producer": 0},
+              "worst": [{"id": 1, "producer": "q", "cause": "wake_up", "latency_ns": 2000000,
+                         "due_ns": 0,
+                         "segments_ns": {"producer": 0, "wake_up": 2000000, "batch": 0,
+                                         "handler": 0},
+                         "trace": {"timeline": [{"cpu": 0, "start_ns": 0, "end_ns": 2000000,
+                                                 "comm": "evfly-consumer", "pid": 7}],
+                                   "ran_instead": [], "irqs": [], "softirqs": [],
+                                   "runnable_ns": 0, "from_idle": true}}]}
+})");
+    EXPECT_EQ(run(kPlot + " " + summary + " -o " + dir.path() + "/empty.png"), 0);
+    const std::string none = dir.write("none.json", R"({
+  "evfly_version": "0.1.0", "elapsed_s": 1.0, "consumers": 1,
+  "histograms_ns": {"eventfd": [], "eventfd_delivery": [], "timerfd": []},
+  "explain": {"over": "1ms", "over_ns": 1000000, "outliers": 0, "causes": {}, "worst": []}
+})");
+    EXPECT_EQ(run(kPlot + " " + none + " -o " + dir.path() + "/none.png"), 0);
+}
