@@ -589,6 +589,10 @@ std::string slo_config(const SloCase& c) {
 
 }  // namespace
 
+// Every limit here is one a healthy run meets on a loaded CI host: values are never lost and
+// nothing stalls for a second, but a sanitised build sharing two CPUs with other tests can miss
+// a few 5 ms periods (CI once saw skipped > 0 under ASan), so skips get room up to half of the
+// 160 periods of the 800 ms run (the violation cases below prove the limit bites).
 TEST(SloGate, APassingRunExitsZeroAndSaysSo) {
     TempDir dir;
     const std::string config = dir.write("pass.toml", R"(
@@ -601,7 +605,7 @@ sink = "stderr"
 eventfd_p99 = "10s"
 timerfd_p99 = "10s"
 max_lost = 0
-max_skipped = 0
+max_skipped = 80
 max_stalls = 0
 [[producer]]
 name = "events"
