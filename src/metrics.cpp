@@ -1,6 +1,7 @@
 #include "evfly/metrics.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -199,6 +200,13 @@ void write_textfile(const std::string& path, const std::string& text) {
     {
         Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
         if (!fd) throw_errno(("open " + tmp).c_str());
+        // Readable by the scraper (node_exporter runs as its own user) whatever the umask: the
+        // shipped unit's UMask=0077 would otherwise leave it 0600.
+        if (::fchmod(fd.get(), 0644) != 0) {
+            const int err = errno;
+            ::unlink(tmp.c_str());
+            throw std::system_error(err, std::generic_category(), "chmod " + tmp);
+        }
         std::size_t done = 0;
         while (done < text.size()) {
             const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);

@@ -1,6 +1,7 @@
 #include "evfly/metrics.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -93,4 +94,15 @@ TEST(Metrics, TextfileIsReplacedWhole) {
     EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 1);
     EXPECT_THROW(evfly::write_textfile((dir / "missing" / "evfly.prom").string(), "x"),
                  std::system_error);
+}
+
+TEST(Metrics, TextfileIsWorldReadableWhateverTheUmask) {
+    const evfly::test::TempDir temp;
+    const std::string path = temp.path() + "/evfly.prom";
+    const mode_t before = ::umask(077);  // the shipped unit's UMask=0077
+    evfly::write_textfile(path, "x 1\n");
+    ::umask(before);
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0644u);
 }
