@@ -166,6 +166,7 @@ class Supervisor {
         }
         begin_warmup();
         check_stalls();
+        write_metrics_now();  // before "started": what reads the log finds the file there
         log::emit(log::Level::info, "started",
                   {{"version", EVFLY_VERSION},
                    {"config", config_.source},
@@ -217,6 +218,15 @@ class Supervisor {
             engine_.report_into(report);
             return prometheus_text(report, extras());
         });
+    }
+
+    // The textfile as things are now: at the start, so that it is there once evflyd is ready
+    // (not one stats_interval later: node_exporter would find a dangling link under the
+    // textfile drop-in), and when a reload moves it.
+    void write_metrics_now() {
+        Report report;
+        engine_.report_into(report);
+        metrics_.write(report, extras());
     }
 
     // Handles what one epoll_wait returns; a non-empty result is the reason to stop.
@@ -482,6 +492,7 @@ class Supervisor {
             metrics_.set_path(next.metrics.textfile);
             config_.metrics.textfile = next.metrics.textfile;
             changes.note("metrics.textfile");
+            write_metrics_now();
         }
         config_.source = next.source;
         host_.config_hash = config_hash(config_);
@@ -599,9 +610,8 @@ class Supervisor {
     Clock::time_point start_;
     Clock::time_point engine_started_;
     // Wall clock at the start, for evfly_start_time_seconds.
-    double start_time_s_ = std::chrono::duration<double>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
+    double start_time_s_ =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     Epoll loop_;
     Fd signals_;
     Fd stats_timer_;

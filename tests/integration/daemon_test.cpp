@@ -447,6 +447,36 @@ interval = "5ms"
     EXPECT_FALSE(std::filesystem::exists(prom + ".tmp"));
 }
 
+// The textfile exists once evflyd is ready, not one stats_interval later (node_exporter would
+// meet a dangling link under the textfile drop-in), and a reload that moves it writes the new one
+// at once and removes the old.
+TEST(Daemon, TheTextfileIsThereOnceReadyAndMovesAtOnce) {
+    TempDir dir;
+    const std::string first = dir.path() + "/first.prom";
+    const std::string second = dir.path() + "/second.prom";
+    const auto config_with = [&](const std::string& prom) {
+        return "[daemon]\nconsumers = 2\nstats_interval = \"1h\"\n[log]\nsink = \"stderr\"\n"
+               "[metrics]\ntextfile = \"" +
+               prom + "\"\n[[producer]]\nname = \"steady\"\nkind = \"eventfd\"\nrate = 100\n";
+    };
+    const std::string config = dir.write("t.toml", config_with(first));
+    Process p({"-c", config});
+    ASSERT_TRUE(evfly::test::wait_logged(p, "started")) << p.err();
+    const std::string text = evfly::test::read_file(first);
+    EXPECT_NE(text.find("evfly_consumers 2\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("evfly_start_time_seconds "), std::string::npos) << text;
+    EXPECT_NE(text.find("evfly_events_total{producer=\"steady\",kind=\"eventfd\"} "),
+              std::string::npos)
+        << text;
+    dir.write("t.toml", config_with(second));
+    p.signal(SIGHUP);
+    ASSERT_TRUE(evfly::test::wait_logged(p, "config reloaded")) << p.err();
+    EXPECT_FALSE(std::filesystem::exists(first));
+    EXPECT_NE(evfly::test::read_file(second).find("evfly_consumers 2\n"), std::string::npos);
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(10s), 0) << p.err();
+}
+
 TEST(Daemon, FileSinkGetsEveryLine) {
     TempDir dir;
     const std::string log = dir.path() + "/evfly.log";
