@@ -12,6 +12,7 @@
 
 #include "engine_state.h"
 #include "evfly/log.h"
+#include "test_hook.h"
 
 namespace evfly {
 
@@ -34,29 +35,19 @@ std::int64_t to_ns(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-// A test-only knob from the environment; 0 when unset. Read by the supervisor before any engine
-// thread starts, and evflyd never sets its environment, so no setenv() races the read.
-std::uint64_t env_u64(const char* name) {
-    const char* text = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
-    if (text == nullptr) return 0;
-    log::emit(log::Level::warn, "test-only hook set; never in production",
-              {{"variable", name}, {"value", text}});
-    return std::strtoull(text, nullptr, 10);
-}
-
 }  // namespace
 
 TestHooks TestHooks::from_environment() {
     TestHooks hooks;
     hooks.wedge_consumer_ns =
-        static_cast<std::int64_t>(env_u64("EVFLY_TEST_WEDGE_CONSUMER_MS")) * 1'000'000;
-    hooks.throw_every = env_u64("EVFLY_TEST_THROW_EVERY");
-    hooks.timer_cancel_every = env_u64("EVFLY_TEST_TIMER_CANCEL_EVERY");
-    hooks.fd_errno = static_cast<int>(env_u64("EVFLY_TEST_FD_ERRNO"));
-    hooks.epoll_add_errno = static_cast<int>(env_u64("EVFLY_TEST_EPOLL_ADD_ERRNO"));
-    hooks.settime_errno = static_cast<int>(env_u64("EVFLY_TEST_SETTIME_ERRNO"));
-    hooks.epoll_wait_errno = static_cast<int>(env_u64("EVFLY_TEST_EPOLL_WAIT_ERRNO"));
-    if (const std::uint64_t v = env_u64("EVFLY_TEST_EVENTFD_VALUE"); v != 0)
+        static_cast<std::int64_t>(detail::test_hook("EVFLY_TEST_WEDGE_CONSUMER_MS")) * 1'000'000;
+    hooks.throw_every = detail::test_hook("EVFLY_TEST_THROW_EVERY");
+    hooks.timer_cancel_every = detail::test_hook("EVFLY_TEST_TIMER_CANCEL_EVERY");
+    hooks.fd_errno = static_cast<int>(detail::test_hook("EVFLY_TEST_FD_ERRNO"));
+    hooks.epoll_add_errno = static_cast<int>(detail::test_hook("EVFLY_TEST_EPOLL_ADD_ERRNO"));
+    hooks.settime_errno = static_cast<int>(detail::test_hook("EVFLY_TEST_SETTIME_ERRNO"));
+    hooks.epoll_wait_errno = static_cast<int>(detail::test_hook("EVFLY_TEST_EPOLL_WAIT_ERRNO"));
+    if (const std::uint64_t v = detail::test_hook("EVFLY_TEST_EVENTFD_VALUE"); v != 0)
         hooks.eventfd_value = v;
     return hooks;
 }
