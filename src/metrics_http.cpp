@@ -7,33 +7,62 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <system_error>
+#include <thread>
 
 #include "clock.h"
-#include "episode.h"
 #include "evfly/log.h"
+#include "test_hook.h"
 
 namespace evfly {
 namespace {
 
-// civetweb's own complaints (a request timed out, a connection failed), one line per episode.
-detail::Mutex log_mutex;
-detail::Episode server_trouble GUARDED_BY(log_mutex){
-    std::chrono::nanoseconds(std::chrono::seconds(10)).count()};
+MetricsServer& server_of(const mg_connection* conn) {
+    return *static_cast<MetricsServer*>(mg_get_user_data(mg_get_context(conn)));
+}
 
-int log_message(const mg_connection*, const char* message) {
-    bool tell = false;
-    {
-        detail::MutexLock lock(log_mutex);
-        tell = server_trouble.fail(detail::steady_ns());
-    }
-    if (tell)
-        log::emit(log::Level::warn, "metrics endpoint trouble; more within 10 s are not logged",
-                  {{"error", message != nullptr ? message : "?"}});
+std::string client_of(const mg_connection* conn) {
+    const mg_request_info* request = mg_get_request_info(conn);
+    return request != nullptr ? request->remote_addr : "";
+}
+
+// What a client sent, fit for a log line: at most 64 printable ASCII characters.
+std::string printable(std::string_view text) {
+    std::string out;
+    for (const char c : text.substr(0, 64)) out += c >= 0x20 && c < 0x7f ? c : '?';
+    return text.size() > 64 ? out + "..." : out;
+}
+
+// civetweb's own complaints.
+int log_message(const mg_connection* conn, const char* message) {
+    server_of(conn).trouble().fail(EndpointTrouble::kServer, message != nullptr ? message : "?",
+                                   client_of(conn));
     return 1;  // handled: civetweb writes nothing itself
+}
+
+// Every accepted connection starts with no mark; handle() marks the ones it answers.
+int init_connection(const mg_connection*, void** conn_data) {
+    *conn_data = nullptr;
+    return 0;
+}
+char answered_mark;
+
+// A connection closed without reaching handle(): civetweb refused what it got (malformed, over
+// max_request_size, slower than request_timeout_ms) or nothing came.
+void connection_close(const mg_connection* conn) {
+    MetricsServer& server = server_of(conn);
+    if (server.stopping() || mg_get_user_connection_data(conn) != nullptr) return;
+    server.trouble().fail(
+        EndpointTrouble::kRefused,
+        "closed without a complete request (malformed, over " +
+            std::to_string(MetricsServer::kMaxRequestBytes) + " bytes, slower than " +
+            std::to_string(MetricsServer::kTimeout.count()) + " ms, or none sent)",
+        client_of(conn));
 }
 
 void send(mg_connection* conn, int status, const char* reason, const char* type,
@@ -52,33 +81,65 @@ constexpr const char* kIndex =
 // Every request: civetweb has parsed it within its limits; only GET (and HEAD) of /metrics and
 // / answer.
 int handle(mg_connection* conn, void* data) {
-    auto& broker = *static_cast<ScrapeBroker*>(data);
+    auto& server = *static_cast<MetricsServer*>(data);
+    mg_set_user_connection_data(conn, &answered_mark);
     const mg_request_info* request = mg_get_request_info(conn);
     const std::string_view method = request->request_method ? request->request_method : "";
     const std::string_view uri = request->local_uri_raw ? request->local_uri_raw : "";
+    const auto refuse = [&](int status) {
+        server.trouble().fail(
+            EndpointTrouble::kRefused,
+            std::to_string(status) + " " + printable(method) + " " + printable(uri),
+            client_of(conn));
+        return status;
+    };
     if (uri != "/metrics" && uri != "/") {
         send(conn, 404, "Not Found", "text/plain; charset=utf-8", "not found; try /metrics\n",
              method == "HEAD");
-        return 404;
+        return refuse(404);
     }
     if (method != "GET" && method != "HEAD") {
         send(conn, 405, "Method Not Allowed", "text/plain; charset=utf-8", "only GET and HEAD\n",
              false, "Allow: GET, HEAD\r\n");
-        return 405;
+        return refuse(405);
     }
     if (uri == "/") {
         send(conn, 200, "OK", "text/html; charset=utf-8", kIndex, method == "HEAD");
         return 200;
     }
-    const std::optional<std::string> text = broker.request(MetricsServer::kTimeout);
+    const std::optional<std::string> text = server.broker().request(MetricsServer::kTimeout);
     if (!text) {
         send(conn, 503, "Service Unavailable", "text/plain; charset=utf-8",
              "evflyd is stopping or busy; try again\n", method == "HEAD");
+        // At the stop a 503 is the answer, not a failure.
+        if (!server.broker().closed())
+            server.trouble().fail(EndpointTrouble::kUnanswered,
+                                  "no metrics within " +
+                                      std::to_string(MetricsServer::kTimeout.count()) +
+                                      " ms: the supervisor is busy",
+                                  client_of(conn));
         return 503;
     }
     send(conn, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", *text, method == "HEAD");
+    server.trouble().succeed();
     return 200;
 }
+
+struct TroubleText {
+    const char* first;  // the first failure of an episode
+    const char* ended;  // the success that ends it
+    const char* count;  // the field that counts the episode's failures
+};
+constexpr std::array<TroubleText, EndpointTrouble::kKinds> kTroubleText{{
+    {"metrics endpoint refused a request; more are counted, not logged, until 10 s pass "
+     "without one",
+     "metrics endpoint refusals ended", "refused"},
+    {"metrics scrape unanswered (503); more are counted, not logged, until 10 s pass without "
+     "one",
+     "metrics scrapes answered again", "unanswered"},
+    {"metrics endpoint trouble; more is counted, not logged, until 10 s pass without any",
+     "metrics endpoint trouble ended", "failures"},
+}};
 
 // Binds and closes a socket at `address`, as civetweb will, for the errno it would meet: civetweb
 // only reports text.
@@ -149,6 +210,7 @@ std::optional<ListenAddress> parse_listen(const std::string& text, std::string* 
 
 ScrapeBroker::ScrapeBroker() : wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     if (!wake_) throw std::system_error(errno, std::generic_category(), "eventfd (metrics)");
+    slow_renders_ = detail::test_hook("EVFLY_TEST_SLOW_SCRAPES");
 }
 
 std::optional<std::string> ScrapeBroker::request(std::chrono::milliseconds timeout) {
@@ -172,11 +234,44 @@ void ScrapeBroker::serve(const std::function<std::string()>& render) {
         if (rendered_ >= requested_) return;  // answered already
         target = requested_;
     }
+    if (slow_renders_ > 0) {
+        --slow_renders_;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    }
     std::string text = render();
     detail::MutexLock lock(mutex_);
     text_ = std::move(text);
     rendered_ = target;
     done_.notify_all();
+}
+
+void EndpointTrouble::fail(Kind kind, const std::string& detail, const std::string& client) {
+    bool tell = false;
+    {
+        detail::MutexLock lock(mutex_);
+        tell = episodes_[kind].fail(detail::steady_ns());
+    }
+    if (tell)
+        log::emit(log::Level::warn, kTroubleText[kind].first,
+                  {{"error", detail}, {"client", client}});
+}
+
+void EndpointTrouble::succeed() {
+    std::array<std::uint64_t, kKinds> ended{};
+    {
+        detail::MutexLock lock(mutex_);
+        const std::int64_t now = detail::steady_ns();
+        for (std::size_t k = 0; k < kKinds; ++k)
+            if (episodes_[k].active()) ended[k] = episodes_[k].succeed(now);
+    }
+    for (std::size_t k = 0; k < kKinds; ++k)
+        if (ended[k] != 0)
+            log::emit(log::Level::info, kTroubleText[k].ended, {{kTroubleText[k].count, ended[k]}});
+}
+
+bool ScrapeBroker::closed() {
+    detail::MutexLock lock(mutex_);
+    return closed_;
 }
 
 void ScrapeBroker::close() {
@@ -218,21 +313,25 @@ MetricsServer::MetricsServer(const ListenAddress& address, ScrapeBroker& broker)
                              nullptr};
     mg_callbacks callbacks{};
     callbacks.log_message = log_message;
+    callbacks.init_connection = init_connection;
+    callbacks.connection_close = connection_close;
     char error_text[256] = {};
     mg_error_data error{};
     error.text = error_text;
     error.text_buffer_size = sizeof error_text;
     mg_init_data init{};
     init.callbacks = &callbacks;
+    init.user_data = this;
     init.configuration_options = options;
     context_ = mg_start2(&init, &error);
     if (context_ == nullptr)
         throw std::system_error(EADDRNOTAVAIL, std::generic_category(),
                                 where + ": " + (error_text[0] != 0 ? error_text : "cannot start"));
-    mg_set_request_handler(context_, "/", handle, &broker_);
+    mg_set_request_handler(context_, "/", handle, this);
 }
 
 MetricsServer::~MetricsServer() {
+    stopping_.store(true, std::memory_order_release);
     if (context_ != nullptr) mg_stop(context_);
 }
 

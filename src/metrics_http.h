@@ -4,6 +4,8 @@
 // through a ScrapeBroker, and the text handed back. Only GET /metrics and / answer.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -12,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "episode.h"
 #include "evfly/fd.h"
 #include "thread_annotations.h"
 
@@ -42,15 +45,45 @@ class ScrapeBroker {
     void serve(const std::function<std::string()>& render) EXCLUDES(mutex_);
     // No more renders: waiting requests return nullopt at once, new ones too.
     void close() EXCLUDES(mutex_);
+    [[nodiscard]] bool closed() EXCLUDES(mutex_);
 
   private:
     Fd wake_;
+    // Test hook (EVFLY_TEST_SLOW_SCRAPES=N): the first N renders begin 1.5 s late, as a
+    // supervisor too busy to answer would.
+    std::uint64_t slow_renders_ = 0;
     detail::Mutex mutex_;
     std::condition_variable_any done_;
     std::uint64_t requested_ GUARDED_BY(mutex_) = 0;
     std::uint64_t rendered_ GUARDED_BY(mutex_) = 0;
     std::string text_ GUARDED_BY(mutex_);
     bool closed_ GUARDED_BY(mutex_) = false;
+};
+
+// The endpoint's failures, from civetweb's threads, each kind told once per episode: the first
+// failure of an episode is logged with its detail, and the success that ends it (a scrape
+// answered once `kGap` has passed without a failure of that kind) with how many there were. A
+// hostile or broken client thus costs a line per episode, never a line per request.
+class EndpointTrouble {
+  public:
+    enum Kind : std::size_t {
+        kRefused,     // a request refused: malformed, too large, too slow, or not GET /metrics
+        kUnanswered,  // a scrape the supervisor did not answer in time (503)
+        kServer,      // civetweb's own complaints
+        kKinds
+    };
+    static constexpr std::chrono::seconds kGap{10};
+
+    void fail(Kind kind, const std::string& detail, const std::string& client) EXCLUDES(mutex_);
+    // A scrape answered: ends the episodes that have been quiet for kGap.
+    void succeed() EXCLUDES(mutex_);
+
+  private:
+    detail::Mutex mutex_;
+    std::array<detail::Episode, kKinds> episodes_ GUARDED_BY(mutex_){
+        detail::Episode(std::chrono::nanoseconds(kGap).count()),
+        detail::Episode(std::chrono::nanoseconds(kGap).count()),
+        detail::Episode(std::chrono::nanoseconds(kGap).count())};
 };
 
 // The server, listening from construction to destruction. Limits: 4 worker threads, a queue of
@@ -71,9 +104,19 @@ class MetricsServer {
     MetricsServer& operator=(const MetricsServer&) = delete;
     [[nodiscard]] const ListenAddress& address() const noexcept { return address_; }
 
+    // From civetweb's callbacks.
+    [[nodiscard]] ScrapeBroker& broker() noexcept { return broker_; }
+    [[nodiscard]] EndpointTrouble& trouble() noexcept { return trouble_; }
+    // Set before the server stops: connections it closes then are not refusals.
+    [[nodiscard]] bool stopping() const noexcept {
+        return stopping_.load(std::memory_order_acquire);
+    }
+
   private:
     ListenAddress address_;
     ScrapeBroker& broker_;
+    EndpointTrouble trouble_;
+    std::atomic<bool> stopping_{false};
     mg_context* context_ = nullptr;
 };
 

@@ -56,6 +56,12 @@ std::string config(int port, const std::string& extra = "") {
            "[[producer]]\nname = \"steady\"\nkind = \"eventfd\"\nrate = 500\n";
 }
 
+constexpr const char* kRefused =
+    "metrics endpoint refused a request; more are counted, not logged, until 10 s pass without "
+    "one";
+constexpr const char* kUnanswered =
+    "metrics scrape unanswered (503); more are counted, not logged, until 10 s pass without one";
+
 long open_fds(int pid) {
     return static_cast<long>(
         std::distance(std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"),
@@ -202,6 +208,74 @@ TEST(MetricsHttp, HostileClientsHoldNothing) {
     EXPECT_LT(rss_after - rss_before, kRssBoundKib) << rss_before << " -> " << rss_after;
     std::fprintf(stderr, "RSS %ld -> %ld KiB\n", rss_before, rss_after);
 
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait(20s), 0) << p.err();
+    evfly::test::expect_clean(evfly::test::summary_of(summary));
+    // Over a thousand refusals in one episode: one line.
+    EXPECT_EQ(evfly::test::count_logged(p, kRefused), 1u) << p.err();
+}
+
+// Each kind of failure is logged once per episode, with its detail, and the scrape that ends the
+// episode (10 s without one) logs how many there were; the events go on meanwhile.
+TEST(MetricsHttp, EveryFailureIsLoggedOncePerEpisode) {
+    TempDir dir;
+    const int port = free_port();
+    const std::string summary = dir.path() + "/s.json";
+    evfly::test::SpawnOptions spawn;
+    spawn.env = {"EVFLY_TEST_SLOW_SCRAPES=3"};  // the first three renders begin 1.5 s late
+    Process p({"-c", dir.write("m.toml", config(port)), "--summary", summary}, spawn);
+    ASSERT_TRUE(evfly::test::wait_logged(p, "started")) << p.err();
+
+    // A supervisor too busy to answer: 503 after the 1 s timeout, three times, then answers.
+    int unanswered = 0;
+    for (int i = 0; i < 3; ++i) unanswered += status_of(get(port, "/metrics")) == 503 ? 1 : 0;
+    EXPECT_EQ(unanswered, 3);
+    // Each 503 came 1 s into a 1.5 s render; the last of them ends half a second after it.
+    std::this_thread::sleep_for(1500ms);
+    EXPECT_EQ(status_of(get(port, "/metrics")), 200);
+
+    // Refusals of every sort: by evfly's handler (404, 405) and by civetweb's parser (malformed,
+    // too large, silent until the timeout).
+    int refused = 0;
+    for (int round = 0; round < 2; ++round) {
+        refused += status_of(get(port, "/../etc/passwd")) == 404 ? 1 : 0;
+        refused += status_of(get(port, "/metrics", "POST")) == 405 ? 1 : 0;
+        refused += status_of(http(port, "NONSENSE\r\n\r\n")) == 400 ? 1 : 0;
+        const std::string big =
+            "GET /metrics HTTP/1.1\r\nX: " + std::string(16384, 'a') + "\r\n\r\n";
+        refused += status_of(http(port, big)) != 200 ? 1 : 0;
+        const int silent = connect_to(port);
+        std::this_thread::sleep_for(1500ms);  // dropped after 1 s
+        ::close(silent);
+        ++refused;
+    }
+    EXPECT_EQ(refused, 10);
+    EXPECT_EQ(evfly::test::count_logged(p, kUnanswered), 1u) << p.err();
+    EXPECT_EQ(evfly::test::count_logged(p, kRefused), 1u) << p.err();
+    for (const auto& line : evfly::test::log_lines(p)) {
+        if (line["msg"] == kRefused) {
+            EXPECT_EQ(line["level"], "warn");
+            EXPECT_EQ(line["client"], "127.0.0.1");
+            EXPECT_EQ(line["error"], "404 GET /../etc/passwd");
+        }
+        if (line["msg"] == kUnanswered) {
+            EXPECT_EQ(line["level"], "warn");
+        }
+    }
+
+    // Quiet for the episode's gap: the next scrape ends both episodes, with their counts.
+    std::this_thread::sleep_for(10500ms);
+    EXPECT_EQ(status_of(get(port, "/metrics")), 200);
+    ASSERT_TRUE(evfly::test::wait_logged(p, "metrics endpoint refusals ended")) << p.err();
+    ASSERT_TRUE(evfly::test::wait_logged(p, "metrics scrapes answered again")) << p.err();
+    for (const auto& line : evfly::test::log_lines(p)) {
+        if (line["msg"] == "metrics endpoint refusals ended") {
+            EXPECT_EQ(line["refused"], 10);
+        }
+        if (line["msg"] == "metrics scrapes answered again") {
+            EXPECT_EQ(line["unanswered"], 3);
+        }
+    }
     p.signal(SIGTERM);
     ASSERT_EQ(p.wait(20s), 0) << p.err();
     evfly::test::expect_clean(evfly::test::summary_of(summary));
