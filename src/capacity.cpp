@@ -75,20 +75,14 @@ CapacityInput capacity_input(const Report& now, const Report* earlier,
         in.producers.push_back(std::move(out));
     }
     const CpuLatency all = total_of(now.by_cpu);
-    in.service = all.segments.eventfd_handler;
-    in.service.merge(all.segments.timerfd_handler);
-    in.wait = now.eventfd_latency;
-    in.wait.merge(now.timerfd_latency);
+    in.service = all.segments.service();
+    in.wait = now.latency();
     in.probes = now.arrival_probes;
     in.found_all_busy = now.arrivals_found_all_busy;
     if (earlier != nullptr) {
         const CpuLatency before = total_of(earlier->by_cpu);
-        CoarseHistogramSnapshot service_before = before.segments.eventfd_handler;
-        service_before.merge(before.segments.timerfd_handler);
-        in.service = in.service.since(service_before);
-        HistogramSnapshot wait_before = earlier->eventfd_latency;
-        wait_before.merge(earlier->timerfd_latency);
-        in.wait = in.wait.since(wait_before);
+        in.service = in.service.since(before.segments.service());
+        in.wait = in.wait.since(earlier->latency());
         in.probes -= std::min(in.probes, earlier->arrival_probes);
         in.found_all_busy -= std::min(in.found_all_busy, earlier->arrivals_found_all_busy);
     }

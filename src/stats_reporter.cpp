@@ -77,10 +77,8 @@ std::string StatsReporter::report() {
     {
         const CpuLatency now_all = total_of(current->by_cpu);
         const CpuLatency then_all = total_of(last_->by_cpu);
-        CoarseHistogramSnapshot service = now_all.segments.eventfd_handler;
-        service.merge(now_all.segments.timerfd_handler);
-        CoarseHistogramSnapshot service_before = then_all.segments.eventfd_handler;
-        service_before.merge(then_all.segments.timerfd_handler);
+        const CoarseHistogramSnapshot service = now_all.segments.service();
+        const CoarseHistogramSnapshot service_before = then_all.segments.service();
         const CoarseHistogramSnapshot interval = service.since(service_before);
         s.service_count = interval.count();
         s.service_mean_ns = s.service_count == 0

@@ -29,12 +29,6 @@ double cpu_seconds() {
     return s(usage.ru_utime) + s(usage.ru_stime);
 }
 
-HistogramSnapshot merged(const Report& r) {
-    HistogramSnapshot h = r.eventfd_latency;
-    h.merge(r.timerfd_latency);
-    return h;
-}
-
 const HistogramSnapshot& of_kind(const Report& r, const std::string& kind) {
     return kind == "eventfd"            ? r.eventfd_latency
            : kind == "eventfd_delivery" ? r.eventfd_delivery
@@ -55,8 +49,7 @@ void SweepRunner::begin_stage(Clock::time_point now) {
 
 std::uint64_t SweepRunner::backlog(const Report& report) noexcept {
     const Totals t = report.totals();
-    const std::int64_t in_flight = t.lost > 0 ? t.lost : 0;
-    return t.backlog() + t.skipped + static_cast<std::uint64_t>(in_flight);
+    return t.backlog() + t.skipped + t.in_flight();
 }
 
 SweepRunner::Action SweepRunner::tick(Clock::time_point now, const Report& report,
@@ -70,7 +63,7 @@ SweepRunner::Action SweepRunner::tick(Clock::time_point now, const Report& repor
         for (const auto& p : producers)
             allowance += 2 * std::uint64_t{p.threads} * std::max<std::uint64_t>(p.burst, 1);
         const Totals t = report.totals();
-        const auto in_flight = static_cast<std::uint64_t>(std::max<std::int64_t>(t.lost, 0));
+        const std::uint64_t in_flight = t.in_flight();
         const bool draining = report.oldest_in_flight.age_ns > warmup_.count() ||
                               t.backlog() > allowance ||
                               in_flight > allowance + 2 * std::uint64_t{report.consumers};
@@ -92,7 +85,7 @@ SweepRunner::Action SweepRunner::tick(Clock::time_point now, const Report& repor
     bool done = false;
     std::string stopped_early;
     if (plan_.stage_samples != 0) {
-        const std::uint64_t samples = merged(report).count() - merged(start_).count();
+        const std::uint64_t samples = report.latency().count() - start_.latency().count();
         done = samples >= plan_.stage_samples || elapsed >= kLongestStage;
         if (samples < plan_.stage_samples && done)
             stopped_early =
@@ -132,7 +125,7 @@ void SweepRunner::end_stage(Clock::time_point now, const Report& report,
     SweepStage s;
     s.value = plan_.values[index_];
     s.seconds = std::chrono::duration<double>(now - started_).count();
-    s.latency = merged(report).since(merged(start_));
+    s.latency = report.latency().since(start_.latency());
     for (const auto& t : plan_.targets)
         s.by_target.push_back(
             t.kind.empty() ? s.latency : of_kind(report, t.kind).since(of_kind(start_, t.kind)));

@@ -124,6 +124,10 @@ struct Totals : ProducerCounts {
     // Written and never read by anyone: value_written - value_read - drained_at_stop; 0 after a
     // complete drain.
     std::int64_t lost = 0;
+    // While running, what `lost` counts is in flight: written, not read yet (never below 0).
+    [[nodiscard]] std::uint64_t in_flight() const noexcept {
+        return lost > 0 ? static_cast<std::uint64_t>(lost) : 0;
+    }
 };
 
 // Latency by where the hand-off ran, for one consumer CPU (the CPU a consumer read on; -1: not
@@ -153,6 +157,12 @@ struct PathSegments {
         f("timerfd", "wake_up", a.timerfd_wake_up, b.timerfd_wake_up);
         f("timerfd", "batch", a.timerfd_batch, b.timerfd_batch);
         f("timerfd", "handler", a.timerfd_handler, b.timerfd_handler);
+    }
+    // The pool's service time: the handler segments of both kinds.
+    [[nodiscard]] CoarseHistogramSnapshot service() const {
+        CoarseHistogramSnapshot h = eventfd_handler;
+        h.merge(timerfd_handler);
+        return h;
     }
 };
 
@@ -256,6 +266,12 @@ struct Report : PoolCounts {
     std::uint64_t warmup_excluded_timerfd = 0;
 
     [[nodiscard]] Totals totals() const noexcept;
+    // Every latency sample: eventfd latency and timerfd lateness, both from the due time.
+    [[nodiscard]] HistogramSnapshot latency() const {
+        HistogramSnapshot h = eventfd_latency;
+        h.merge(timerfd_latency);
+        return h;
+    }
 };
 
 // One stats interval, as the summary's time series keeps it.
