@@ -201,7 +201,7 @@ work_kind = "sleep"
     }
 }
 
-// Two runs side by side: a pool that keeps up against one that queues is slower at p90 and p99
+// Two runs side by side: a pool that queues against one that keeps up is slower at p50 and p90
 // by intervals that do not overlap; a run against itself (merged twice on one side) is
 // distinguishable nowhere; the host context is there.
 TEST(Plot, ComparesTwoRunsByTheirIntervals) {
@@ -231,8 +231,10 @@ TEST(Plot, ComparesTwoRunsByTheirIntervals) {
         return at == std::string::npos ? std::string()
                                        : text.substr(at + 1, text.find('\n', at + 1) - at - 1);
     };
+    // p50 and p90: a few hundred samples leave the p99 to a single host hiccup (CI saw the
+    // roomy run's p99 at 43 ms under TSan, its interval then overlapping the tight run's).
+    EXPECT_NE(line_of("eventfd p50").find("slower"), std::string::npos) << text;
     EXPECT_NE(line_of("eventfd p90").find("slower"), std::string::npos) << text;
-    EXPECT_NE(line_of("eventfd p99").find("slower"), std::string::npos) << text;
 
     ASSERT_EQ(run(kPlot + " --compare " + roomy + "," + roomy + " " + roomy + " > " + out), 0);
     const std::string same = evfly::test::read_file(out);
